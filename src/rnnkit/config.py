@@ -78,12 +78,14 @@ class TokenizerConfig:
     lowercase: bool = False  # lower-case text before tokenizing
     max_vocab: int = 10000  # cap on vocabulary size, specials included (0 = no cap)
     min_count: int = 1  # drop tokens seen fewer times than this in training data
+    word_split: str = "regex"  # regex (our tokenizer) | whitespace (pre-tokenized corpora such as PTB)
 
     def validate(self, where: str = "tokenizer config") -> None:
         _check(self.level in ("word", "char"), where, f"level must be word or char, got {self.level!r}")
         _check(isinstance(self.max_vocab, int) and (self.max_vocab == 0 or self.max_vocab >= 4), where,
                f"max_vocab must be 0 (no cap) or >= 4, got {self.max_vocab!r}")
         _check(isinstance(self.min_count, int) and self.min_count >= 1, where, f"min_count must be >= 1, got {self.min_count!r}")
+        _check(self.word_split in ("regex", "whitespace"), where, f"word_split must be regex or whitespace, got {self.word_split!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -107,6 +109,7 @@ class TrainConfig:
     optimizer: str = "adam"  # sgd | rmsprop | adam
     lr: float = 0.002  # learning rate
     weight_decay: float = 0.0  # L2 penalty added to gradients
+    loss_reduction: str = "token"  # token: mean nats per target token | sentence: summed nats / sequences in batch (the tutorial's per-sentence SGD)
     clip: float = 5.0  # clip the global gradient norm to this (0 = off)
     schedule: str = "plateau"  # constant | plateau (x lr_decay when validation stops improving) | halve-on-rise (tutorial: on training loss) | cosine
     lr_decay: float = 0.25  # factor applied by plateau / halve-on-rise
@@ -123,7 +126,7 @@ class TrainConfig:
         choices = {
             "engine": ("numpy", "torch"), "device": ("cpu", "cuda", "auto"), "batching": ("stream", "sentences"),
             "optimizer": ("sgd", "rmsprop", "adam"), "schedule": ("constant", "plateau", "halve-on-rise", "cosine"),
-            "amp": ("off", "bf16", "fp16"), "corpus_format": ("auto", "lines", "text", "ptb", "csv"),
+            "amp": ("off", "bf16", "fp16"), "loss_reduction": ("token", "sentence"), "corpus_format": ("auto", "lines", "text", "ptb", "csv"),
         }
         for name, allowed in choices.items():
             v = getattr(self, name)
