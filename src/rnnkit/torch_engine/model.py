@@ -1,0 +1,251 @@
+"""The PyTorch engine's model: `LMModule` (an nn.Module) and the `RNNLM` wrapper.
+
+`LMModule` holds submodules named `embedding` (nn.Embedding), `rnn` (nn.RNN / nn.GRU /
+nn.LSTM, time-major) and `decoder` (nn.Linear), so its parameter names are exactly
+`rnnkit.params.param_shapes(config)`; with `tie_weights` the decoder's weight *is* the
+embedding's Parameter and is left out of the exported state dict. On a GPU nn.RNN/GRU/LSTM
+run cuDNN kernels.
+
+`RNNLM` wraps the module with the engine contract of docs/contracts.md: numpy in, numpy
+out; the recurrent state is a list with one entry per layer, a (B, H) tensor or an (h, c)
+pair of them for the LSTM (numpy arrays are accepted too, so a state from the numpy engine
+can be fed in). Internally it is stacked into nn.RNN's (L, B, H) layout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig
+from ..errors import CheckpointError, ConfigError
+from ..params import init_params, param_shapes
+
+_DTYPES = {
+    "float32": torch.float32, "float64": torch.float64,
+}
+
+
+def resolve_dtype(dtype: Any) -> torch.dtype:
+    """np.float32 / np.float64 / torch dtypes / their names -> torch.float32 or torch.float64."""
+    if isinstance(dtype, torch.dtype):
+        td = dtype
+    else:
+        try:
+            td = _DTYPES.get(np.dtype(dtype).name)
+        except TypeError:
+            td = None
+    if td not in (torch.float32, torch.float64):
+        raise ConfigError(f"dtype: the torch engine supports float32 and float64, got {dtype!r}")
+    return td
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """'cpu' | 'cuda' | 'cuda:N' | 'auto' -> torch.device; 'cuda' without CUDA is a ConfigError."""
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device: {name!r} requested but CUDA is not available "
+                              f"(torch {torch.__version__}); use --device cpu or auto")
+        return torch.device(name)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise ConfigError(f"device must be cpu, cuda or auto, got {name!r}")
+
+
+class LMModule(nn.Module):
+    """Embedding -> dropout -> stacked RNN/GRU/LSTM -> dropout -> linear decoder."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        K, D, H, L = config.vocab_size, config.embed_dim, config.hidden_dim, config.num_layers
+        self.embedding = nn.Embedding(K, D)
+        self.embed_drop = nn.Dropout(config.embed_dropout)
+        between = config.dropout if L > 1 else 0.0  # nn.RNN warns on dropout with one layer
+        if config.cell == "rnn":
+            self.rnn = nn.RNN(D, H, L, nonlinearity=config.nonlinearity, dropout=between)
+        elif config.cell == "gru":
+            self.rnn = nn.GRU(D, H, L, dropout=between)
+        else:
+            self.rnn = nn.LSTM(D, H, L, dropout=between)
+        self.out_drop = nn.Dropout(config.dropout)
+        self.decoder = nn.Linear(H, K)
+        if config.tie_weights:
+            self.decoder.weight = self.embedding.weight
+
+    def forward(self, x: torch.Tensor, hidden: Any = None) -> tuple[torch.Tensor, Any]:
+        """x (T, B) int64 -> logits (T, B, K) and the new hidden ((L, B, H) or an (h, c) pair)."""
+        emb = self.embed_drop(self.embedding(x))
+        out, hidden = self.rnn(emb, hidden)
+        return self.decoder(self.out_drop(out)), hidden
+
+    def export_names(self) -> list[str]:
+        """Names of the exported parameters, in param_shapes order."""
+        return list(param_shapes(self.config))
+
+
+def _to_tensor(a: Any, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    if isinstance(a, torch.Tensor):
+        return a.to(device=device, dtype=dtype)
+    return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
+
+
+class RNNLM:
+    """The torch engine's language model (same class shape as numpy_engine.RNNLM)."""
+
+    def __init__(self, config: ModelConfig, params: dict[str, np.ndarray] | None = None, *,
+                 dtype: Any = np.float32, seed: int = 0, device: str = "cpu"):
+        config.validate()
+        self.config = config
+        self.dtype = resolve_dtype(dtype)
+        self.device = resolve_device(device)
+        self.module = LMModule(config).to(dtype=self.dtype)
+        if params is None:
+            params = init_params(config, seed, np.float64 if self.dtype == torch.float64 else np.float32)
+        self.load_state_dict(params)
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def is_lstm(self) -> bool:
+        return self.config.cell == "lstm"
+
+    def named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """(name, Parameter) in param_shapes order; a tied decoder weight appears once, as
+        embedding.weight."""
+        own = dict(self.module.named_parameters())
+        return [(n, own[n]) for n in self.module.export_names()]
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Parameters as numpy arrays in the model's dtype (float32 unless built float64)."""
+        return {n: p.detach().cpu().numpy().copy() for n, p in self.named_parameters()}
+
+    def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
+        """Copy arrays named as rnnkit.params into the module; names and shapes are checked."""
+        shapes = param_shapes(self.config)
+        missing = [n for n in shapes if n not in d]
+        extra = [n for n in d if n not in shapes]
+        if missing or extra:
+            raise CheckpointError(f"parameters do not fit the model config: missing {missing}, "
+                                  f"unexpected {extra}")
+        own = dict(self.module.named_parameters())
+        with torch.no_grad():
+            for name, shape in shapes.items():
+                arr = d[name]
+                if tuple(arr.shape) != tuple(shape):
+                    raise CheckpointError(f"parameter {name}: shape {tuple(arr.shape)}, "
+                                          f"expected {tuple(shape)}")
+                own[name].copy_(_to_tensor(arr, own[name].device, own[name].dtype))
+        self.module.to(self.device)
+        self.module.rnn.flatten_parameters()
+
+    def num_parameters(self) -> int:
+        return int(sum(p.numel() for _, p in self.named_parameters()))
+
+    # ------------------------------------------------------------------ state
+    def init_state(self, batch_size: int) -> list:
+        H = self.config.hidden_dim
+        def z() -> torch.Tensor:
+            return torch.zeros(batch_size, H, dtype=self.dtype, device=self.device)
+        return [(z(), z()) if self.is_lstm else z() for _ in range(self.config.num_layers)]
+
+    def pack_state(self, state: list | None, batch_size: int) -> Any:
+        """Per-layer list (torch or numpy) -> nn.RNN's (L, B, H) tensor, or (h, c) for lstm."""
+        if state is None:
+            state = self.init_state(batch_size)
+        if len(state) != self.config.num_layers:
+            raise ConfigError(f"state: expected {self.config.num_layers} layer(s), got {len(state)}")
+        dev, dt = self.device, self.dtype
+        if self.is_lstm:
+            h = torch.stack([_to_tensor(s[0], dev, dt) for s in state])
+            c = torch.stack([_to_tensor(s[1], dev, dt) for s in state])
+            return (h, c)
+        return torch.stack([_to_tensor(s, dev, dt) for s in state])
+
+    def unpack_state(self, hidden: Any) -> list:
+        """nn.RNN's hidden -> per-layer list of detached tensors."""
+        if self.is_lstm:
+            h, c = hidden
+            return [(hl, cl) for hl, cl in zip(h.detach().unbind(0), c.detach().unbind(0))]
+        return list(hidden.detach().unbind(0))
+
+    def reorder_state(self, state: list, index: Any) -> list:
+        """Pick batch rows `index` (beam search) from every layer of the state."""
+        idx = torch.as_tensor(np.asarray(index), dtype=torch.long, device=self.device)
+        def pick(s: Any) -> torch.Tensor:
+            return _to_tensor(s, self.device, self.dtype).index_select(0, idx)
+        if self.is_lstm:
+            return [(pick(h), pick(c)) for h, c in state]
+        return [pick(s) for s in state]
+
+    # ------------------------------------------------------------------ forward
+    def _ids(self, a: Any) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(a, dtype=np.int64), device=self.device)
+
+    def loss_terms(self, logits: torch.Tensor, y: Any, mask: Any) -> tuple[torch.Tensor, int]:
+        """Summed nats over the mask (a 0-dim tensor, not synced) and the token count."""
+        T, B, K = logits.shape
+        yt = self._ids(y).reshape(-1)
+        if mask is None:
+            return F.cross_entropy(logits.reshape(-1, K), yt, reduction="sum"), T * B
+        m = np.asarray(mask)
+        nll = F.cross_entropy(logits.reshape(-1, K), yt, reduction="none")
+        mt = torch.as_tensor(m.reshape(-1), device=self.device, dtype=nll.dtype)
+        return (nll * mt).sum(), int(np.count_nonzero(m))
+
+    def forward(self, x: Any, y: Any = None, mask: Any = None, state: list | None = None
+                ) -> tuple[np.ndarray, float, int, list]:
+        """Eval-mode forward: (logits (T, B, K) numpy, loss_sum, num_tokens, state)."""
+        x = np.asarray(x)
+        self.module.eval()
+        with torch.no_grad():
+            logits, hidden = self.module(self._ids(x), self.pack_state(state, x.shape[1]))
+            loss, n = (torch.zeros(()), 0) if y is None else self.loss_terms(logits, y, mask)
+        return logits.cpu().numpy(), float(loss), n, self.unpack_state(hidden)
+
+    def token_logprobs(self, x: Any, y: Any, state: list | None = None) -> tuple[np.ndarray, list]:
+        """ln p(y_t | x_<=t) as float64 (T, B), and the state after the window."""
+        x = np.asarray(x)
+        self.module.eval()
+        with torch.no_grad():
+            logits, hidden = self.module(self._ids(x), self.pack_state(state, x.shape[1]))
+            logp = torch.log_softmax(logits, dim=-1).gather(-1, self._ids(y).unsqueeze(-1))
+        return logp.squeeze(-1).to(torch.float64).cpu().numpy(), self.unpack_state(hidden)
+
+    def step_logprobs(self, tokens: Any, state: list | None = None) -> tuple[np.ndarray, list]:
+        """One time step for generation: log-probabilities (B, K) float64 and the new state."""
+        tok = np.asarray(tokens).reshape(1, -1)
+        self.module.eval()
+        with torch.no_grad():
+            logits, hidden = self.module(self._ids(tok), self.pack_state(state, tok.shape[1]))
+            logp = torch.log_softmax(logits[0], dim=-1)
+        return logp.to(torch.float64).cpu().numpy(), self.unpack_state(hidden)
+
+    def forward_backward(self, x: Any, y: Any, mask: Any = None, state: list | None = None,
+                         bptt_truncate: int = 0) -> tuple[float, int, dict[str, np.ndarray], list]:
+        """Loss sum, token count, gradients of the SUMMED loss (numpy, named as params), state.
+
+        Runs without dropout (eval mode); dropout applies only inside Trainer.step."""
+        if bptt_truncate:
+            raise ConfigError("bptt_truncate is only supported by the numpy engine "
+                              f"(got bptt_truncate={bptt_truncate}); use engine numpy or 0")
+        x = np.asarray(x)
+        self.module.eval()
+        self.module.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            logits, hidden = self.module(self._ids(x), self.pack_state(state, x.shape[1]))
+            loss, n = self.loss_terms(logits, y, mask)
+            loss.backward()
+        grads = {}
+        for name, p in self.named_parameters():
+            g = p.grad if p.grad is not None else torch.zeros_like(p)
+            grads[name] = g.detach().cpu().numpy().copy()
+        self.module.zero_grad(set_to_none=True)
+        return float(loss.detach()), n, grads, self.unpack_state(hidden)
