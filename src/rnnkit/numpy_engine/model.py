@@ -1,0 +1,303 @@
+"""RNNLM: embedding -> stacked rnn/gru/lstm layers -> decoder -> softmax, in plain numpy.
+
+The tutorial's model, batched over sentences and time-major:
+
+    x_t          token ids (B,)
+    e_t = E[x_t]                                  embedding lookup (the tutorial's U[:, x_t])
+    s_t = tanh(U e_t + W s_{t-1} + b)             one line per layer (gru / lstm: cells.py)
+    o_t = softmax(V s_t + c)                      decoder, V tied to E when tie_weights
+
+Shapes: T time steps, B batch rows, D embed_dim, H hidden_dim, G gates, K vocab_size.
+
+Backward is BPTT written out as a ``for t in reversed(range(T))`` loop per layer. With
+``bptt_truncate = k > 0`` the error of the output at time t flows back only through steps
+t, t-1, ..., t-k (the tutorial's definition; the states before t-k are treated as constants
+for that output). To do that without a loop per output, the backward pass keeps the error at
+each step split by its age a = t_out - t in an extra axis (k+1 of them): one step back ages
+every slice by one and drops the slice that has travelled k steps. Through a stack of layers
+the ages are passed down as well, so every layer sees the same truncation.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ..config import ModelConfig
+from ..errors import CheckpointError
+from ..params import init_params, param_shapes
+from .cells import STEPS
+from .loss import cross_entropy, cross_entropy_backward_, log_softmax
+
+
+def _validated(config: ModelConfig, params: dict, dtype) -> dict[str, np.ndarray]:
+    """Copy `params` into fresh arrays of `dtype`, refusing names or shapes that do not fit."""
+    shapes = param_shapes(config)
+    missing = [n for n in shapes if n not in params]
+    extra = [n for n in params if n not in shapes]
+    where = (f"config (cell={config.cell}, vocab_size={config.vocab_size}, embed_dim={config.embed_dim}, "
+             f"hidden_dim={config.hidden_dim}, num_layers={config.num_layers}, tie_weights={config.tie_weights})")
+    if missing:
+        raise CheckpointError(f"parameters missing for {where}: {', '.join(missing)}")
+    if extra:
+        raise CheckpointError(f"unexpected parameters for {where}: {', '.join(extra)}")
+    out = {}
+    for name, shape in shapes.items():
+        a = np.asarray(params[name])
+        if a.shape != shape:
+            raise CheckpointError(f"parameter {name} has shape {a.shape}, {where} needs {shape}")
+        out[name] = np.array(a, dtype=dtype, copy=True)
+    return out
+
+
+class RNNLM:
+    """The numpy engine's language model (see docs/contracts.md, section Engines)."""
+
+    def __init__(self, config: ModelConfig, params: dict | None = None, *, dtype=np.float32, seed: int = 0):
+        config.validate()
+        self.config = config
+        self.dtype = np.dtype(dtype)
+        if params is None:
+            params = init_params(config, seed, self.dtype)
+        self.params = _validated(config, params, self.dtype)
+        fwd, self._step_backward = STEPS[config.cell]
+        if config.cell == "rnn":
+            fwd = functools.partial(fwd, nonlinearity=config.nonlinearity)
+        self._step_forward = fwd
+
+    # ------------------------------------------------------------ parameters and state
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def load_state_dict(self, d: dict) -> None:
+        new = _validated(self.config, d, self.dtype)
+        for k, v in new.items():
+            self.params[k][...] = v  # in place: optimizers keep their references
+
+    def num_parameters(self) -> int:
+        return int(sum(v.size for v in self.params.values()))
+
+    @property
+    def decoder_weight(self) -> np.ndarray:
+        p = self.params
+        return p["decoder.weight"] if "decoder.weight" in p else p["embedding.weight"]
+
+    def init_state(self, batch_size: int) -> list:
+        H = self.config.hidden_dim
+        shape, L = (batch_size, H), self.config.num_layers
+        if self.config.cell == "lstm":
+            return [(np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)) for _ in range(L)]
+        return [np.zeros(shape, self.dtype) for _ in range(L)]
+
+    def reorder_state(self, state: list, index) -> list:
+        index = np.asarray(index)
+        if self.config.cell == "lstm":
+            return [(h[index], c[index]) for h, c in state]
+        return [h[index] for h in state]
+
+    def _tuples(self, state, B: int) -> list[tuple]:
+        """Public state (list of arrays or (h, c) pairs) -> list of tuples in the model dtype."""
+        if state is None:
+            state = self.init_state(B)
+        if len(state) != self.config.num_layers:
+            raise ValueError(f"state has {len(state)} layers, the model has {self.config.num_layers}")
+        out = []
+        for s in state:
+            s = tuple(s) if self.config.cell == "lstm" else (s,)
+            out.append(tuple(np.asarray(a, dtype=self.dtype) for a in s))
+        return out
+
+    def _public(self, state: list[tuple]) -> list:
+        """list of tuples -> public state, copied (detached from anything cached)."""
+        if self.config.cell == "lstm":
+            return [(h.copy(), c.copy()) for h, c in state]
+        return [s[0].copy() for s in state]
+
+    def _check_ids(self, x: np.ndarray, what: str) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != 2 or not np.issubdtype(x.dtype, np.integer):
+            raise ValueError(f"{what} must be a (T, B) integer array, got shape {x.shape} dtype {x.dtype}")
+        if x.size and (x.min() < 0 or x.max() >= self.config.vocab_size):
+            raise ValueError(f"{what} has token ids outside 0..{self.config.vocab_size - 1}")
+        return x
+
+    # ------------------------------------------------------------ forward
+    def _layer_forward(self, n: int, X: np.ndarray, state: tuple):
+        """One layer over the whole window. X (T, B, D_n) -> outputs (T, B, H), final state, caches."""
+        p = self.params
+        W_ih, W_hh = p[f"rnn.weight_ih_l{n}"], p[f"rnn.weight_hh_l{n}"]
+        b_ih, b_hh = p[f"rnn.bias_ih_l{n}"], p[f"rnn.bias_hh_l{n}"]
+        T, B, _ = X.shape
+        # the input half U x_t + b of every step in one matmul: (T*B, D) @ (D, G*H)
+        XP = (X.reshape(T * B, -1) @ W_ih.T + b_ih).reshape(T, B, -1)  # (T, B, G*H)
+        Hs = np.empty((T, B, self.config.hidden_dim), dtype=self.dtype)  # (T, B, H)
+        caches = []
+        # s_t = tanh(U x_t + W s_{t-1} + b)      (gru / lstm: see cells.py)
+        for t in range(T):
+            state, cache = self._step_forward(XP[t], state, W_hh, b_hh)
+            Hs[t] = state[0]
+            caches.append(cache)
+        return Hs, state, caches
+
+    def _dropout(self, rng, p: float, shape) -> np.ndarray | None:
+        if rng is None or p <= 0:
+            return None
+        keep = rng.random(shape) >= p
+        return keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - p))
+
+    def _stack_forward(self, x: np.ndarray, state: list[tuple], rng=None, keep: bool = False):
+        """Embedding and all layers. Returns top outputs (T, B, H), final states, and (when
+        `keep`) what backward needs: per layer (input, previous-h stack, caches, output mask)."""
+        cfg = self.config
+        X = self.params["embedding.weight"][x]  # (T, B, D)
+        emb_mask = self._dropout(rng, cfg.embed_dropout, X.shape)
+        if emb_mask is not None:
+            X = X * emb_mask
+        records, new_state = [], []
+        for n in range(cfg.num_layers):
+            Hs, st, caches = self._layer_forward(n, X, state[n])
+            new_state.append(st)
+            out_mask = self._dropout(rng, cfg.dropout, Hs.shape)
+            if keep:
+                Hprev = np.concatenate([state[n][0][None], Hs[:-1]], axis=0)  # (T, B, H): s_{t-1}
+                records.append((X, Hprev, caches, out_mask))
+            X = Hs if out_mask is None else Hs * out_mask
+        return X, new_state, (emb_mask, records)
+
+    def _logits(self, Htop: np.ndarray) -> np.ndarray:
+        T, B, H = Htop.shape
+        logits = Htop.reshape(T * B, H) @ self.decoder_weight.T  # (T*B, K)
+        logits += self.params["decoder.bias"]
+        return logits.reshape(T, B, -1)
+
+    @staticmethod
+    def _mask(y: np.ndarray, mask) -> np.ndarray:
+        if mask is None:
+            return np.ones(y.shape, dtype=np.float64)
+        mask = np.asarray(mask)
+        if mask.shape != y.shape:
+            raise ValueError(f"mask shape {mask.shape} does not match y shape {y.shape}")
+        return mask.astype(np.float64)
+
+    def forward(self, x, y=None, mask=None, state=None):
+        """Eval-mode forward: (logits (T, B, K), loss_sum, num_tokens, final state)."""
+        x = self._check_ids(x, "x")
+        st = self._tuples(state, x.shape[1])
+        Htop, st, _ = self._stack_forward(x, st)
+        logits = self._logits(Htop)
+        loss, ntok = 0.0, 0
+        if y is not None:
+            y = self._check_ids(y, "y")
+            m = self._mask(y, mask)
+            K = logits.shape[-1]
+            loss = cross_entropy(logits.reshape(-1, K), y.ravel(), m.ravel())
+            ntok = int(np.count_nonzero(m))
+        return logits, loss, ntok, self._public(st)
+
+    def token_logprobs(self, x, y, state=None):
+        """ln p(y_t | x_<=t) for every position: (float64 (T, B), final state)."""
+        x, y = self._check_ids(x, "x"), self._check_ids(y, "y")
+        st = self._tuples(state, x.shape[1])
+        Htop, st, _ = self._stack_forward(x, st)
+        T, B = x.shape
+        out = np.empty((T, B), dtype=np.float64)
+        for t in range(T):  # one (B, K) block at a time, in float64
+            lp = log_softmax(self._logits(Htop[t : t + 1])[0].astype(np.float64))
+            out[t] = lp[np.arange(B), y[t]]
+        return out, self._public(st)
+
+    def step_logprobs(self, tokens, state):
+        """One step for generation: tokens (B,) -> (ln p(next) float64 (B, K), new state)."""
+        x = self._check_ids(np.asarray(tokens).reshape(1, -1), "tokens")
+        st = self._tuples(state, x.shape[1])
+        Htop, st, _ = self._stack_forward(x, st)
+        return log_softmax(self._logits(Htop)[0].astype(np.float64)), self._public(st)
+
+    # ------------------------------------------------------------ backward
+    def _layer_backward(self, n: int, dH: np.ndarray, record, grads: dict, per_age: bool):
+        """BPTT through layer n. dH (T, A, B, H): error arriving at each output h_t, split by
+        age (A = k+1 under truncation, else A = 1). Returns the error at the layer's input,
+        (T, A, B, D_n) when `per_age` (a layer below needs the ages), else summed over ages
+        (T, B, D); adds the weight gradients to `grads`."""
+        p = self.params
+        X, Hprev, caches, _ = record
+        W_ih = p[f"rnn.weight_ih_l{n}"]
+        T, A, B, H = dH.shape
+        truncated = A > 1
+        dXP = None  # (T, A, B, G*H): d loss / d (W_ih x_t + b_ih), per age
+        dHP = None  # (T, B, G*H):    d loss / d (W_hh s_{t-1} + b_hh), summed over ages
+        n_state = 2 if self.config.cell == "lstm" else 1
+        carry = tuple(np.zeros((A, B, H), dtype=self.dtype) for _ in range(n_state))
+        for t in reversed(range(T)):
+            dstate = (dH[t] + carry[0],) + carry[1:]
+            dxp, dhp, dprev = self._step_backward(dstate, caches[t])
+            if dXP is None:
+                dXP = np.empty((T,) + dxp.shape, dtype=self.dtype)
+                dHP = np.empty((T, B, dxp.shape[-1]), dtype=self.dtype)
+            dXP[t] = dxp
+            dHP[t] = dhp.sum(axis=0)
+            if truncated:  # one step older; errors that already went back k steps stop here
+                carry = tuple(np.concatenate([np.zeros_like(d[:1]), d[:-1]], axis=0) for d in dprev)
+            else:
+                carry = dprev
+        # the carried state from before the window gets no gradient (stream mode)
+        dXPs = dXP.sum(axis=1) if truncated else dXP[:, 0]  # (T, B, G*H)
+        GH = dXPs.shape[-1]
+        grads[f"rnn.weight_ih_l{n}"] = dXPs.reshape(T * B, GH).T @ X.reshape(T * B, -1)
+        grads[f"rnn.bias_ih_l{n}"] = dXPs.sum(axis=(0, 1))
+        grads[f"rnn.weight_hh_l{n}"] = dHP.reshape(T * B, GH).T @ Hprev.reshape(T * B, H)
+        grads[f"rnn.bias_hh_l{n}"] = dHP.sum(axis=(0, 1))
+        if not per_age:
+            return dXPs @ W_ih  # (T, B, D): the embedding only needs the sum over ages
+        return dXP @ W_ih  # (T, A, B, D_n)
+
+    def forward_backward(self, x, y, mask=None, state=None, bptt_truncate: int = 0, *, dropout_rng=None):
+        """Loss and gradients of the SUMMED loss: (loss_sum, num_tokens, grads, final state).
+
+        `dropout_rng` (a numpy Generator): apply the config's dropout with masks drawn from it
+        (Trainer does this); None = no dropout."""
+        cfg = self.config
+        x, y = self._check_ids(x, "x"), self._check_ids(y, "y")
+        if x.shape != y.shape:
+            raise ValueError(f"x shape {x.shape} does not match y shape {y.shape}")
+        m = self._mask(y, mask)
+        T, B = x.shape
+        k = int(bptt_truncate)
+        if k < 0:
+            raise ValueError(f"bptt_truncate must be >= 0, got {k}")
+        A = k + 1 if 0 < k < T - 1 else 1  # k >= T-1 reaches step 0 from every output: full BPTT
+        st = self._tuples(state, B)
+        Htop, st, (emb_mask, records) = self._stack_forward(x, st, rng=dropout_rng, keep=True)
+        H = cfg.hidden_dim
+        # decoder + softmax cross-entropy on the whole (T*B, K) block, in place
+        Htop2 = Htop.reshape(T * B, H)
+        Wd = self.decoder_weight
+        dlogits = Htop2 @ Wd.T  # (T*B, K)
+        dlogits += self.params["decoder.bias"]
+        loss = cross_entropy_backward_(dlogits, y.ravel(), m.ravel())
+        grads: dict[str, np.ndarray] = {}
+        dWd = dlogits.T @ Htop2  # (K, H)
+        grads["decoder.bias"] = dlogits.sum(axis=0)
+        dtop = (dlogits @ Wd).reshape(T, B, H)  # (T, B, H)
+        del dlogits
+        dH = np.zeros((T, A, B, H), dtype=self.dtype)
+        dH[:, 0] = dtop  # age 0: the error of the output at this very step
+        for n in reversed(range(cfg.num_layers)):
+            out_mask = records[n][3]
+            if out_mask is not None:
+                dH *= out_mask[:, None]
+            dH = self._layer_backward(n, dH, records[n], grads, per_age=n > 0)
+        dE = dH  # (T, B, D)
+        if emb_mask is not None:
+            dE = dE * emb_mask
+        D = dE.shape[-1]
+        dEmb = np.zeros_like(self.params["embedding.weight"])
+        np.add.at(dEmb, x.ravel(), dE.reshape(T * B, D))  # scatter-add rows of the looked-up ids
+        if cfg.tie_weights:
+            dEmb += dWd
+        else:
+            grads["decoder.weight"] = dWd
+        grads["embedding.weight"] = dEmb
+        grads = {name: grads[name] for name in self.params}  # parameter order
+        return loss, int(np.count_nonzero(m)), grads, self._public(st)

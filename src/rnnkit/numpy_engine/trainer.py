@@ -1,0 +1,92 @@
+"""Trainer: one training step of the numpy engine (forward, BPTT, scale, decay, clip, update).
+
+    loss, n, grads = model.forward_backward(x, y, mask, state, bptt_truncate)
+    grads /= n (loss_reduction "token")  or  / B ("sentence": the tutorial's summed loss per sentence)
+    grads += weight_decay * params
+    clip the global norm of grads to `clip` (0 = off)
+    optimizer update with the current `lr` (settable; the training driver runs the schedule)
+
+A NaN/Inf loss or gradient raises NonFiniteError before anything changes. Dropout masks come
+from the Trainer's own Generator (``np.random.default_rng(train.seed)``).
+
+``state_dict()`` holds only numpy arrays: ``step`` (int64), ``lr`` (float64), ``rng`` (the
+dropout Generator's ``bit_generator.state`` as JSON, stored as a uint8 byte array) and the
+optimizer's ``optimizer.t`` and moments ``optimizer.m.<param>`` / ``optimizer.v.<param>``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ..config import TrainConfig
+from ..errors import CheckpointError, NonFiniteError
+from .model import RNNLM
+from .optim import clip_by_global_norm_, make_optimizer
+
+
+def rng_to_array(rng: np.random.Generator) -> np.ndarray:
+    """A Generator's state as a uint8 array (UTF-8 JSON of bit_generator.state)."""
+    return np.frombuffer(json.dumps(rng.bit_generator.state).encode("utf-8"), dtype=np.uint8).copy()
+
+
+def rng_from_array(a: np.ndarray) -> np.random.Generator:
+    state = json.loads(np.asarray(a, dtype=np.uint8).tobytes().decode("utf-8"))
+    bitgen = getattr(np.random, state["bit_generator"])()
+    bitgen.state = state
+    return np.random.Generator(bitgen)
+
+
+class Trainer:
+    def __init__(self, model: RNNLM, train: TrainConfig):
+        train.validate()
+        self.model = model
+        self.train = train
+        self.lr = float(train.lr)
+        self.optimizer = make_optimizer(train.optimizer, model.params)
+        self.rng = np.random.default_rng(train.seed)
+        self.steps = 0  # updates done
+        self.last_grad_norm = 0.0  # global norm before clipping, of the last step
+
+    def step(self, x, y, mask=None, state=None):
+        """One update. Returns (loss_sum, num_tokens, final state detached from the graph)."""
+        model, tc = self.model, self.train
+        cfg = model.config
+        use_dropout = cfg.dropout > 0 or cfg.embed_dropout > 0
+        loss, ntok, grads, state = model.forward_backward(
+            x, y, mask, state, bptt_truncate=tc.bptt_truncate, dropout_rng=self.rng if use_dropout else None)
+        where = f"step {self.steps + 1}"
+        if not np.isfinite(loss):
+            raise NonFiniteError(f"{where}: loss is {loss}")
+        for name, g in grads.items():
+            if not np.isfinite(g).all():
+                kind = "nan" if np.isnan(g).any() else "inf"
+                raise NonFiniteError(f"{where}: gradient of {name} is {kind}")
+        B = np.asarray(x).shape[1]
+        divisor = max(ntok, 1) if tc.loss_reduction == "token" else B
+        params = model.params
+        for name, g in grads.items():
+            g *= g.dtype.type(1.0 / divisor)
+            if tc.weight_decay:
+                g += g.dtype.type(tc.weight_decay) * params[name]
+        self.last_grad_norm = clip_by_global_norm_(grads, tc.clip)
+        self.optimizer.update(params, grads, self.lr)
+        self.steps += 1
+        return loss, ntok, state
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        d = {"step": np.array(self.steps, dtype=np.int64), "lr": np.array(self.lr, dtype=np.float64),
+             "rng": rng_to_array(self.rng)}
+        for k, v in self.optimizer.state_dict().items():
+            d[f"optimizer.{k}"] = v
+        return d
+
+    def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
+        for key in ("step", "lr", "rng"):
+            if key not in d:
+                raise CheckpointError(f"trainer state: missing {key!r}")
+        self.optimizer.load_state_dict({k[len("optimizer."):]: v for k, v in d.items() if k.startswith("optimizer.")})
+        self.steps = int(d["step"])
+        self.lr = float(d["lr"])
+        self.rng = rng_from_array(d["rng"])
