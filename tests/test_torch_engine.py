@@ -10,10 +10,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from rnnkit.config import ModelConfig, TrainConfig  # noqa: E402
-from rnnkit.errors import ConfigError, NonFiniteError  # noqa: E402
-from rnnkit.params import init_params, param_shapes  # noqa: E402
-from rnnkit.torch_engine import RNNLM, LMModule, Trainer  # noqa: E402
+from rnnkit.config import ModelConfig, TrainConfig
+from rnnkit.errors import ConfigError, NonFiniteError
+from rnnkit.params import init_params, param_shapes
+from rnnkit.torch_engine import RNNLM, LMModule, Trainer
 
 CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("gru", "tanh"), ("lstm", "tanh")]
 K, H = 13, 6
@@ -79,7 +79,7 @@ def test_forward_contract(cell, nl):
         assert all(len(s) == 2 and tuple(s[0].shape) == (3, H) for s in state)
     else:
         assert all(tuple(s.shape) == (3, H) for s in state)
-    logp, st2 = m.token_logprobs(x, y)
+    logp, _st2 = m.token_logprobs(x, y)
     assert logp.dtype == np.float64 and logp.shape == (5, 3)
     np.testing.assert_allclose(logp, -nll, rtol=1e-12)
     # carried state: two windows == one long window; numpy states are accepted too
@@ -110,7 +110,7 @@ def test_gradients_match_finite_differences(cell, nl, tie):
     x, y, mask = batch(T=4, B=2, seed=2)
     state = [tuple(np.full((2, H), 0.1 * (i + 1)) for _ in range(2)) if cell == "lstm"
              else np.full((2, H), 0.1 * (i + 1)) for i in range(2)]
-    loss, n, grads, _ = m.forward_backward(x, y, mask, state)
+    _loss, n, grads, _ = m.forward_backward(x, y, mask, state)
     assert n == int(mask.sum())
     rng = np.random.default_rng(0)
     eps = 1e-6

@@ -149,8 +149,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Optimizer moments (optim.<moment>.<param name>), optim.step, RNG states; numpy."""
-        out: dict[str, np.ndarray] = {"optim.step": np.asarray(self.steps, dtype=np.int64)}
+        """Optimizer moments (optim.<moment>.<param name>), optim.step, optim.lr, RNG states
+        (rng.torch_cpu, rng.torch_cuda: uint8) and the fp16 loss scale; all numpy arrays."""
+        out: dict[str, np.ndarray] = {"optim.step": np.asarray(self.steps, dtype=np.int64),
+                                      "optim.lr": np.asarray(self.lr, dtype=np.float64)}
         for name, p in self.named:
             st = self.optimizer.state.get(p, {})
             for key in _MOMENTS[self.train.optimizer]:
@@ -170,6 +172,8 @@ class Trainer:
         if "optim.step" not in d:
             raise ConfigError("trainer state: optim.step is missing")
         self.steps = int(np.asarray(d["optim.step"]))
+        if "optim.lr" in d:
+            self.lr = float(np.asarray(d["optim.lr"]))
         sd = self.optimizer.state_dict()
         state = {}
         for i, (name, p) in enumerate(self.named):
