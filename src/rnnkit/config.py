@@ -116,6 +116,8 @@ class TrainConfig:
     warmup_steps: int = 0  # linear warm-up steps (cosine and plateau)
     early_stop: int = 0  # stop after this many evaluations without improvement (0 = off)
     eval_every: int = 0  # evaluate on validation every N steps as well as each epoch (0 = epochs only)
+    checkpoint_every: int = 0  # save the resumable trainer state every N steps (0 = at each evaluation)
+    eval_batch_size: int = 10  # columns (stream) or sentences per batch when evaluating
     valid_fraction: float = 0.1  # held out from the end of the corpus when no --valid file is given
     amp: str = "off"  # torch on cuda: off | bf16 | fp16 (with loss scaling)
     seed: int = 0  # seeds initialisation, shuffling and dropout
@@ -131,10 +133,11 @@ class TrainConfig:
         for name, allowed in choices.items():
             v = getattr(self, name)
             _check(v in allowed, where, f"{name} must be one of {', '.join(allowed)}, got {v!r}")
-        for name, lo, hi in (("batch_size", 1, 1 << 20), ("seq_len", 1, 1 << 20), ("epochs", 0, 100_000)):
+        for name, lo, hi in (("batch_size", 1, 1 << 20), ("seq_len", 1, 1 << 20), ("epochs", 0, 100_000),
+                             ("eval_batch_size", 1, 1 << 16)):
             v = getattr(self, name)
             _check(isinstance(v, int) and lo <= v <= hi, where, f"{name} must be an integer in {lo}..{hi}, got {v!r}")
-        for name in ("bptt_truncate", "max_steps", "warmup_steps", "early_stop", "eval_every"):
+        for name in ("bptt_truncate", "max_steps", "warmup_steps", "early_stop", "eval_every", "checkpoint_every"):
             v = getattr(self, name)
             _check(isinstance(v, int) and v >= 0, where, f"{name} must be a non-negative integer, got {v!r}")
         _check(isinstance(self.lr, (int, float)) and 0 < self.lr <= 100, where, f"lr must be in (0, 100], got {self.lr!r}")

@@ -1,0 +1,104 @@
+"""LanguageModel: the Python API. Load a model directory once, then score, evaluate, generate.
+
+    >>> import rnnkit
+    >>> lm = rnnkit.load("model/")
+    >>> lm.score("the cat sat on the mat .", log_base=10)
+    >>> list(lm.full_scores("the cat sat"))      # (logprob, token, is_oov) per token
+    >>> lm.perplexity(["first sentence .", "second one ."])
+    >>> lm.generate(prompt="the", temperature=0.8, seed=1)
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from . import checkpoint
+from .config import SampleConfig
+from .engines import build_model
+from .errors import ConfigError
+from .generate import generate as _generate
+from .score import SentenceScore, Summary, log_base_value, score_sentences
+from .text import make_tokenizer
+
+
+class LanguageModel:
+    """A trained model with its tokenizer and vocabulary, on the numpy or torch engine."""
+
+    def __init__(self, ck: checkpoint.Checkpoint, engine: str = "numpy", device: str = "auto", path: Path | None = None):
+        self.path = path
+        self.config = ck.model
+        self.tokenizer_config = ck.tokenizer
+        self.vocab = ck.vocab
+        self.info = ck.extra
+        self.engine = engine
+        self.tokenizer = make_tokenizer(ck.tokenizer)
+        self.model = build_model(engine, ck.model, ck.params, device=device)
+
+    @classmethod
+    def load(cls, path: str | Path, engine: str = "numpy", device: str = "auto") -> "LanguageModel":
+        return cls(checkpoint.load(path), engine=engine, device=device, path=Path(path))
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"LanguageModel({str(self.path)!r}, {c.cell} {c.num_layers}x{c.hidden_dim}, "
+                f"{self.tokenizer_config.level} vocab {len(self.vocab)}, engine={self.engine!r})")
+
+    def tokenize(self, text: str) -> list[str]:
+        return self.tokenizer.tokenize(text)
+
+    # ------------------------------------------------------------ scoring
+
+    def score_sentences(self, sentences: Iterable[str], *, bos: bool = True, eos: bool = True, oov: str = "unk",
+                        batch_size: int = 64) -> list[SentenceScore]:
+        """Per-token scores (natural log) for each sentence, in input order."""
+        return score_sentences(self.model, self.vocab, self.tokenizer, list(sentences), bos=bos, eos=eos, oov=oov,
+                               batch_size=batch_size)
+
+    def score(self, text: str, bos: bool = True, eos: bool = True, log_base: float | str = math.e) -> float:
+        """Total log-probability of one sentence (KenLM's `score`), in the given base."""
+        res = self.score_sentences([text], bos=bos, eos=eos)[0]
+        return res.logprob / math.log(log_base_value(log_base))
+
+    def full_scores(self, text: str, bos: bool = True, eos: bool = True, log_base: float | str = math.e
+                    ) -> Iterator[tuple[float, str, bool]]:
+        """(logprob, token, is_oov) for each predicted token, `</s>` last when eos."""
+        ln_b = math.log(log_base_value(log_base))
+        for t in self.score_sentences([text], bos=bos, eos=eos)[0].tokens:
+            yield t.logprob / ln_b, t.token, t.is_oov
+
+    def perplexity(self, sentences: str | Iterable[str], oov: str = "unk") -> float:
+        """Corpus perplexity over sentences (a string is one sentence): exp(total nats / predicted tokens),
+        `</s>` included, as SRILM's ppl."""
+        if isinstance(sentences, str):
+            sentences = [sentences]
+        return Summary.of(self.score_sentences(sentences, oov=oov)).ppl
+
+    # ------------------------------------------------------------ generation
+
+    def generate(self, prompt: str = "", **options) -> str | list[str]:
+        """Sample (or greedy / beam) continuations of `prompt`; options are SampleConfig fields
+        (temperature, top_k, top_p, greedy, beam, max_len, min_len, num_samples, seed, stop).
+        Returns a string, or a list of strings when num_samples > 1."""
+        try:
+            cfg = SampleConfig(**options)
+        except TypeError as e:
+            raise ConfigError(f"generate: {e}") from None
+        cfg.validate()
+        toks = self.tokenizer.tokenize(prompt) if prompt else []
+        ids = self.vocab.encode(toks)
+        if toks and all(i == self.vocab.unk_id for i in ids):
+            raise ConfigError(f"prompt {prompt!r}: every token is unknown to this model's vocabulary")
+
+        def detok(new_ids: list[int]) -> str:
+            return self.tokenizer.detokenize(self.vocab.decode(new_ids))
+
+        outs = _generate(self.model, self.vocab, ids, cfg, detokenize=detok)
+        texts = [self.tokenizer.detokenize(toks + self.vocab.decode(o)) for o in outs]
+        return texts[0] if len(texts) == 1 else texts
+
+
+def load(path: str | Path, engine: str = "numpy", device: str = "auto") -> LanguageModel:
+    """Load a model directory: `rnnkit.load("model/")`."""
+    return LanguageModel.load(path, engine=engine, device=device)

@@ -1,0 +1,159 @@
+"""The subcommand handlers behind `rnnkit`: each takes parsed arguments and returns an exit code."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import ConfigError, InputError
+
+
+@contextmanager
+def _open_out(path: str):
+    if path == "-":
+        yield sys.stdout
+    else:
+        with open(path, "w", encoding="utf-8") as f:
+            yield f
+
+
+def read_input_lines(path: str) -> list[str]:
+    """Lines of a file (validated by rnnkit.data.read_text) or of stdin for '-'."""
+    from .data import read_text
+
+    if path == "-":
+        raw = sys.stdin.buffer.read()
+        if not raw.strip():
+            raise InputError("<stdin>: no input (empty)")
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            line = raw[: e.start].count(b"\n") + 1
+            raise InputError(f"<stdin>: invalid UTF-8 at line {line} (byte offset {e.start})") from None
+        if "\x00" in text:
+            raise InputError("<stdin>: contains NUL bytes; looks like binary data")
+    else:
+        text = read_text(path)
+    return text.splitlines()
+
+
+def cmd_train(args) -> int:
+    from .cli_train import resolve_train_args
+    from .train import train
+
+    kw = resolve_train_args(args)
+    res = train(kw["corpus"], args.out, valid=kw["valid"], model=kw["model"], tokenizer=kw["tokenizer"],
+                config=kw["config"], resume=args.resume, progress=not args.quiet)
+    level = kw["tokenizer"].level
+    metric = (f"valid loss {res.valid.loss:.4f} nats/char ({res.valid.bpc:.3f} bits/char)" if level == "char"
+              else f"valid perplexity {res.valid.ppl:,.2f}")
+    print(f"done ({res.stopped}): {res.steps:,} steps, {res.tokens:,} tokens in {res.seconds:,.1f} s; best {metric} "
+          f"(unigram baseline {res.unigram.ppl:,.2f}); model saved in {res.model_dir}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from . import api
+    from .data import read_sentences, stream_ids
+    from .evaluate import evaluate_sentences, evaluate_stream
+
+    lm = api.load(args.model, engine=args.engine, device=args.device)
+    level = lm.tokenizer_config.level
+    sents = read_sentences(args.file, format=args.corpus_format, level=level)
+    enc = [lm.vocab.encode(lm.tokenizer.tokenize(s)) for s in sents]
+    import numpy as np
+
+    enc = [np.asarray(e, dtype=np.int64) for e in enc]
+    mode = args.mode or lm.info.get("train", {}).get("batching", "sentences")
+    if mode == "stream":
+        res = evaluate_stream(lm.model, stream_ids(enc, lm.vocab), lm.vocab, args.batch_size)
+    else:
+        res = evaluate_sentences(lm.model, enc, lm.vocab, args.batch_size)
+    oov = sum(int((e == lm.vocab.unk_id).sum()) for e in enc)
+    line = f"{args.file}: {len(sents):,} sentences, {res.count:,} tokens predicted, {oov:,} OOV; loss {res.loss:.4f} nats, perplexity {res.ppl:,.2f}"
+    if level == "char":
+        line += f", {res.bpc:.4f} bits/char"
+    print(line + f" ({mode} mode)")
+    return 0
+
+
+def cmd_score(args) -> int:
+    from . import api
+    from .score import Summary, log_base_value, to_base
+
+    lines = read_input_lines(args.file)
+    lm = api.load(args.model, engine=args.engine, device=args.device)
+    base = log_base_value(args.log_base)
+    scores = lm.score_sentences(lines, bos=args.bos, eos=args.eos, oov=args.oov, batch_size=args.batch_size)
+    summ = Summary.of(scores)
+    name = "<stdin>" if args.file == "-" else args.file
+
+    def lb(x: float) -> float:
+        return to_base(x, base)
+
+    with _open_out(args.output) as out:
+        if args.format == "srilm":
+            out.write(f"file {name}: {summ.sentences} sentences, {summ.words} words, {summ.oovs} OOVs\n")
+            out.write(f"0 zeroprobs, logprob= {lb(summ.logprob):.6g} ppl= {summ.ppl:.6g} ppl1= {summ.ppl1:.6g}\n")
+            return 0
+        for s in scores:
+            if args.format == "jsonl":
+                obj = {"text": s.text, "logprob": lb(s.logprob), "log_base": args.log_base, "tokens": s.num_scored,
+                       "words": s.num_words, "oov": s.num_oov, "ppl": s.ppl}
+                if args.per_token:
+                    obj["token_scores"] = [{"token": t.token, "logprob": lb(t.logprob) if t.scored else None,
+                                            "oov": t.is_oov} for t in s.tokens]
+                out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+                continue
+            if args.per_token:
+                for t in s.tokens:
+                    val = f"{lb(t.logprob):.6f}" if t.scored else "skipped"
+                    flag = "\t(oov)" if t.is_oov else ""
+                    out.write(f"  {t.token}\t{val}{flag}\n")
+            out.write(f"{lb(s.logprob):.6f}\t{s.num_scored}\t{s.ppl:.4f}\t{s.text}\n")
+    if args.format == "text":
+        print(f"{summ.sentences} sentences, {summ.words} words, {summ.oovs} OOVs; logprob (base {args.log_base}) "
+              f"{lb(summ.logprob):.4f}, ppl {summ.ppl:.4f}, ppl1 {summ.ppl1:.4f}", file=sys.stderr)
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from . import api
+
+    lm = api.load(args.model, engine=args.engine, device=args.device)
+    max_len = args.max_len or (500 if lm.tokenizer_config.level == "char" else 50)
+    out = lm.generate(args.prompt, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                      greedy=args.greedy, beam=args.beam, length_penalty=args.length_penalty, max_len=max_len,
+                      min_len=args.min_len, num_samples=args.num_samples, seed=args.seed, stop=args.stop)
+    for text in [out] if isinstance(out, str) else out:
+        print(text)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.out), minutes=args.minutes, engine=args.engine, device=args.device, seed=args.seed,
+                    progress=not args.quiet)
+
+
+def cmd_gradcheck(args) -> int:
+    from .numpy_engine import gradcheck
+
+    try:
+        errors = gradcheck(args.cell, num_layers=args.layers, nonlinearity=args.nonlinearity,
+                           tie_weights=args.tied, seed=args.seed)
+    except ValueError as e:  # e.g. a relu pre-activation too close to the kink for this seed
+        raise ConfigError(f"gradcheck: {e} (try another --seed)") from None
+    width = max(len(k) for k in errors)
+    print(f"gradient check: {args.cell}{' ' + args.nonlinearity if args.cell == 'rnn' else ''}, {args.layers} layer(s), "
+          "full BPTT, float64 centred differences")
+    for k, v in errors.items():
+        print(f"  {k:<{width}}  max relative error {v:.2e}  {'ok' if v <= args.tolerance else 'FAIL'}")
+    worst = max(errors.values())
+    ok = worst <= args.tolerance and not math.isnan(worst)
+    print(f"{'PASS' if ok else 'FAIL'}: worst {worst:.2e} (tolerance {args.tolerance:.0e})")
+    return 0 if ok else 1

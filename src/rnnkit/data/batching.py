@@ -1,0 +1,126 @@
+"""Batching: sentences of ids in, time-major int64 (x, y, mask) batches out.
+
+Two modes (DESIGN.md, Data): **stream** — the corpus as one long sequence [BOS] s1 [EOS]
+[BOS] s2 [EOS] ... cut into equal columns and read in windows of T steps (hidden state is
+carried across windows; BOS targets are masked since nothing predicts the start of the next
+sentence); **sentences** — [BOS]+ids -> ids+[EOS], padded to the longest sentence in the batch,
+with a mask that is 0 on padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..text.vocab import Vocab
+
+BOS_ID = Vocab.bos_id
+EOS_ID = Vocab.eos_id
+BUCKET_BATCHES = 50  # sentence mode: sort chunks of this many batches by length
+
+
+def encode_sentences(sentences: Iterable[str], tokenizer, vocab: Vocab) -> list[np.ndarray]:
+    """Each sentence as an int64 array of token ids (no specials; unknown -> unk_id)."""
+    return [np.asarray(vocab.encode(tokenizer.tokenize(s)), dtype=np.int64) for s in sentences]
+
+
+def stream_ids(encoded: Sequence[np.ndarray], vocab: Vocab) -> np.ndarray:
+    """One int64 array: [BOS] + ids + [EOS] for every sentence, in order."""
+    n = sum(len(e) + 2 for e in encoded)
+    out = np.empty(n, dtype=np.int64)
+    pos = 0
+    for e in encoded:
+        out[pos] = vocab.bos_id
+        out[pos + 1:pos + 1 + len(e)] = e
+        pos += len(e) + 1
+        out[pos] = vocab.eos_id
+        pos += 1
+    return out
+
+
+class StreamBatcher:
+    """Stream batches: the ids cut into world_size * batch_size equal columns (the remainder is
+    dropped); rank r reads columns [r*B, (r+1)*B). Windows are T steps long except perhaps the
+    last; every rank has the same number of windows."""
+
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int, rank: int = 0,
+                 world_size: int = 1, bos_id: int = BOS_ID) -> None:
+        for name, v in (("batch_size", batch_size), ("seq_len", seq_len), ("world_size", world_size)):
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        if not 0 <= rank < world_size:
+            raise ConfigError(f"rank must be in 0..{world_size - 1}, got {rank!r}")
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        ncols = batch_size * world_size
+        col_len = len(ids) // ncols
+        if col_len < 2:
+            raise ConfigError(f"batch_size: a stream of {len(ids)} tokens is too short for "
+                              f"{ncols} columns (batch_size {batch_size} x world_size {world_size})")
+        cols = ids[: ncols * col_len].reshape(ncols, col_len)[rank * batch_size:(rank + 1) * batch_size]
+        self.data = np.ascontiguousarray(cols.T)  # (col_len, B), time-major
+        self.batch_size, self.seq_len, self.rank, self.world_size = batch_size, seq_len, rank, world_size
+        self.bos_id = bos_id
+
+    def __len__(self) -> int:
+        return -(-(len(self.data) - 1) // self.seq_len)
+
+    @property
+    def num_targets(self) -> int:
+        """Unmasked targets over one pass (this rank)."""
+        return int(np.count_nonzero(self.data[1:] != self.bos_id))
+
+    def windows(self, start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(x, y, mask) for windows start, start+1, ..., len(self)-1."""
+        n = len(self.data) - 1
+        for i in range(start * self.seq_len, n, self.seq_len):
+            t = min(self.seq_len, n - i)
+            x = self.data[i:i + t]
+            y = self.data[i + 1:i + 1 + t]
+            yield x, y, (y != self.bos_id).astype(np.float32)
+
+
+def _pad_batch(batch: Sequence[np.ndarray], vocab: Vocab) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    T = max(len(e) for e in batch) + 1
+    B = len(batch)
+    x = np.zeros((T, B), dtype=np.int64)
+    y = np.zeros((T, B), dtype=np.int64)
+    mask = np.zeros((T, B), dtype=np.float32)
+    for b, e in enumerate(batch):
+        n = len(e)
+        x[0, b] = vocab.bos_id
+        x[1:n + 1, b] = e
+        y[:n, b] = e
+        y[n, b] = vocab.eos_id
+        mask[:n + 1, b] = 1.0
+    return x, y, mask
+
+
+def sentence_order(lengths: Sequence[int], batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    """Index arrays, one per batch. rng None: corpus order. Otherwise shuffled, then sorted by
+    length within chunks of BUCKET_BATCHES batches (little padding), then the batches shuffled."""
+    n = len(lengths)
+    if rng is None:
+        return [np.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    lengths = np.asarray(lengths)
+    perm = rng.permutation(n)
+    chunk = batch_size * BUCKET_BATCHES
+    batches: list[np.ndarray] = []
+    for c in range(0, n, chunk):
+        part = perm[c:c + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(part[i:i + batch_size] for i in range(0, len(part), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def sentence_batches(encoded: Sequence[np.ndarray], vocab: Vocab, batch_size: int,
+                     rng: np.random.Generator | int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Padded sentence batches (x, y, mask), time-major (T, B); every sentence exactly once.
+    `rng` (a numpy Generator, or an int seed) shuffles deterministically; None keeps corpus order."""
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if isinstance(rng, (int, np.integer)):
+        rng = np.random.default_rng(int(rng))
+    for idx in sentence_order([len(e) for e in encoded], batch_size, rng):
+        yield _pad_batch([encoded[i] for i in idx], vocab)

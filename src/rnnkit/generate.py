@@ -1,0 +1,146 @@
+"""Text generation: sampling (temperature, top-k, top-p), greedy, and beam search.
+
+Sampling is a pure function of the log-probabilities and an explicit numpy Generator, so
+the same seed gives the same output on either engine. Generation carries the hidden state:
+each new token costs one recurrent step whatever the length so far.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .config import SampleConfig
+
+
+def filter_logprobs(logp: np.ndarray, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                    banned: np.ndarray | None = None) -> np.ndarray:
+    """(B, K) log-probabilities -> renormalised (B, K) log-probabilities with excluded entries -inf.
+
+    Order: ban, temperature, top-k (keep the k largest), top-p (keep the smallest prefix of the
+    sorted distribution whose mass reaches p; the top token always survives).
+    """
+    z = np.array(logp, dtype=np.float64, ndmin=2)
+    if banned is not None:
+        z[:, banned] = -np.inf
+    z = z / temperature
+    K = z.shape[1]
+    if 0 < top_k < K:
+        kth = np.partition(z, K - top_k, axis=1)[:, K - top_k][:, None]
+        z = np.where(z >= kth, z, -np.inf)
+    z = z - np.logaddexp.reduce(z, axis=1, keepdims=True)
+    if top_p < 1.0:
+        order = np.argsort(-z, axis=1, kind="stable")
+        probs = np.exp(np.take_along_axis(z, order, axis=1))
+        before = np.cumsum(probs, axis=1) - probs  # mass of strictly more likely tokens
+        drop_sorted = before >= top_p
+        drop = np.zeros_like(drop_sorted)
+        np.put_along_axis(drop, order, drop_sorted, axis=1)
+        z = np.where(drop, -np.inf, z)
+        z = z - np.logaddexp.reduce(z, axis=1, keepdims=True)
+    return z
+
+
+def sample(logp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draw one id per row of (B, K) log-probabilities by inverse CDF with one uniform per row."""
+    p = np.exp(logp - logp.max(axis=1, keepdims=True))
+    cdf = np.cumsum(p, axis=1)
+    u = rng.random(logp.shape[0]) * cdf[:, -1]
+    idx = (cdf <= u[:, None]).sum(axis=1)
+    return np.minimum(idx, logp.shape[1] - 1)
+
+
+def _banned(vocab, K: int, allow_eos: bool) -> np.ndarray:
+    ban = [vocab.unk_id, vocab.bos_id] + ([] if allow_eos else [vocab.eos_id])
+    return np.array(ban, dtype=np.int64)
+
+
+def _prime(model, context: list[int], batch: int):
+    """Run the context through the model; returns the state before its last token, and that token."""
+    state = model.init_state(batch)
+    if len(context) > 1:
+        x = np.repeat(np.asarray(context[:-1], dtype=np.int64)[:, None], batch, axis=1)
+        _, state = model.token_logprobs(x, np.roll(x, -1, axis=0), state)
+    return state, np.full(batch, context[-1], dtype=np.int64)
+
+
+def generate(model, vocab, prompt_ids: list[int], cfg: SampleConfig,
+             detokenize: Callable[[list[int]], str] | None = None) -> list[list[int]]:
+    """num_samples continuations of `<s> prompt` (ids of new tokens only, `</s>` not included)."""
+    cfg.validate()
+    if cfg.beam > 0:
+        return [beam_search(model, vocab, prompt_ids, cfg).ids]
+    rng = np.random.default_rng(cfg.seed)
+    B = cfg.num_samples
+    state, cur = _prime(model, [vocab.bos_id] + list(prompt_ids), B)
+    out: list[list[int]] = [[] for _ in range(B)]
+    done = np.zeros(B, dtype=bool)
+    for t in range(cfg.max_len):
+        logp, state = model.step_logprobs(cur, state)
+        z = filter_logprobs(logp, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
+                            banned=_banned(vocab, logp.shape[1], allow_eos=t >= cfg.min_len))
+        nxt = z.argmax(axis=1) if cfg.greedy else sample(z, rng)
+        for b in np.flatnonzero(~done):
+            if nxt[b] == vocab.eos_id:
+                done[b] = True
+                continue
+            out[b].append(int(nxt[b]))
+            if cfg.stop and detokenize is not None and any(detokenize(out[b]).endswith(s) for s in cfg.stop):
+                done[b] = True
+        if done.all():
+            break
+        cur = nxt
+    return out
+
+
+@dataclass
+class Hypothesis:
+    ids: list[int]  # generated ids, </s> excluded
+    logprob: float  # natural log, </s> included when finished
+    finished: bool
+
+    def score(self, alpha: float) -> float:
+        length = len(self.ids) + (1 if self.finished else 0)
+        return self.logprob / max(length, 1) ** alpha
+
+
+def beam_search(model, vocab, prompt_ids: list[int], cfg: SampleConfig) -> Hypothesis:
+    """Beam search of width cfg.beam with length normalisation score = logprob / length**alpha.
+
+    A hypothesis ends when it chooses `</s>` (allowed from min_len on) or reaches max_len; the
+    search stops once `beam` hypotheses have finished (or at max_len) and returns the best by
+    normalised score. Width 1 equals greedy decoding.
+    """
+    W, alpha = cfg.beam, cfg.length_penalty
+    state, cur = _prime(model, [vocab.bos_id] + list(prompt_ids), 1)
+    beams = [Hypothesis([], 0.0, False)]
+    finished: list[Hypothesis] = []
+    for t in range(cfg.max_len):
+        logp, state = model.step_logprobs(cur, state)
+        z = filter_logprobs(logp, banned=_banned(vocab, logp.shape[1], allow_eos=t >= cfg.min_len))
+        total = np.array([b.logprob for b in beams])[:, None] + z  # (n, K)
+        flat = np.argsort(-total, axis=None, kind="stable")[: 2 * W]
+        rows, cols = np.unravel_index(flat, total.shape)
+        nxt_beams, keep_rows, nxt_tok = [], [], []
+        for r, c in zip(rows, cols):
+            if not np.isfinite(total[r, c]):
+                break
+            if c == vocab.eos_id:
+                finished.append(Hypothesis(beams[r].ids, float(total[r, c]), True))
+            else:
+                nxt_beams.append(Hypothesis(beams[r].ids + [int(c)], float(total[r, c]), False))
+                keep_rows.append(r)
+                nxt_tok.append(c)
+            if len(nxt_beams) == W:
+                break
+        if len(finished) >= W or not nxt_beams:
+            break
+        beams = nxt_beams
+        state = model.reorder_state(state, np.asarray(keep_rows))
+        cur = np.asarray(nxt_tok, dtype=np.int64)
+    else:
+        finished.extend(beams)
+    pool = finished or beams
+    return max(pool, key=lambda h: h.score(alpha))

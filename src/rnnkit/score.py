@@ -1,0 +1,149 @@
+"""Sentence scoring: per-token log-probabilities, batched and length-sorted, any length.
+
+A sentence w1..wn is scored as KenLM and SRILM do by default: `<s>` is context only, each
+word and the closing `</s>` are predicted. `bos=False`: the first word is context, not
+scored. `eos=False`: `</s>` is not predicted. OOV policy: `unk` scores an unknown word as
+`<unk>`; `skip` feeds it as `<unk>` but leaves its probability out (SRILM's convention),
+counting it. An empty line is a sentence of zero words (with eos it scores p(</s> | <s>)),
+so output stays aligned with input lines.
+
+Everything here is natural log; other bases are applied only when printing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ConfigError
+
+LOG_BASES = {"e": math.e, "10": 10.0, "2": 2.0}
+
+
+@dataclass
+class TokenScore:
+    token: str  # the token as it appears after tokenization (</s> for the end)
+    logprob: float  # natural log; nan when not scored
+    is_oov: bool  # not in the vocabulary (scored as <unk> or skipped)
+    scored: bool  # counted in the sentence's logprob
+
+
+@dataclass
+class SentenceScore:
+    text: str
+    tokens: list[TokenScore] = field(default_factory=list)
+
+    @property
+    def logprob(self) -> float:
+        """Sum of natural-log probabilities of scored tokens."""
+        return float(sum(t.logprob for t in self.tokens if t.scored))
+
+    @property
+    def num_scored(self) -> int:
+        return sum(t.scored for t in self.tokens)
+
+    @property
+    def num_words(self) -> int:
+        return sum(t.token != "</s>" for t in self.tokens)
+
+    @property
+    def num_oov(self) -> int:
+        return sum(t.is_oov for t in self.tokens)
+
+    @property
+    def ppl(self) -> float:
+        n = self.num_scored
+        return math.exp(-self.logprob / n) if n else float("nan")
+
+
+def log_base_value(base: str | float) -> float:
+    if isinstance(base, (int, float)):
+        if base <= 0 or base == 1:
+            raise ConfigError(f"--log-base must be positive and not 1, got {base!r}")
+        return float(base)
+    if base not in LOG_BASES:
+        raise ConfigError(f"--log-base must be one of e, 10, 2, got {base!r}")
+    return LOG_BASES[base]
+
+
+def to_base(nats: float, base: float) -> float:
+    """A natural-log value in another base (log_b p = ln p / ln b)."""
+    return nats / math.log(base)
+
+
+def score_sentences(model, vocab, tokenizer, sentences: list[str], *, bos: bool = True, eos: bool = True,
+                    oov: str = "unk", batch_size: int = 64, seq_len: int = 256) -> list[SentenceScore]:
+    """Score each sentence; batches are formed from length-sorted sentences, state carried
+    across windows of seq_len so any length works. Results are in input order."""
+    if oov not in ("unk", "skip"):
+        raise ConfigError(f"--oov must be unk or skip, got {oov!r}")
+    if batch_size < 1 or seq_len < 1:
+        raise ConfigError("--batch-size must be >= 1")
+    seqs, results = [], []
+    for text in sentences:
+        toks = tokenizer.tokenize(text)
+        ids = vocab.encode(toks)
+        seq = ([vocab.bos_id] if bos else []) + ids + ([vocab.eos_id] if eos else [])
+        names = ([] if bos else []) + toks + (["</s>"] if eos else [])
+        oovs = [i == vocab.unk_id for i in ids] + ([False] if eos else [])
+        if not bos:  # the first word is context only
+            names, oovs = names[1:], oovs[1:]
+        res = SentenceScore(text)
+        res.tokens = [TokenScore(n, float("nan"), o, not (o and oov == "skip")) for n, o in zip(names, oovs)]
+        results.append(res)
+        seqs.append(np.asarray(seq, dtype=np.int64))
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    order = [i for i in order if len(seqs[i]) >= 2]
+    for b0 in range(0, len(order), batch_size):
+        rows = order[b0:b0 + batch_size]
+        T = max(len(seqs[i]) for i in rows) - 1
+        x = np.full((T, len(rows)), vocab.eos_id, dtype=np.int64)
+        y = np.full((T, len(rows)), vocab.eos_id, dtype=np.int64)
+        for j, i in enumerate(rows):
+            s = seqs[i]
+            x[: len(s) - 1, j], y[: len(s) - 1, j] = s[:-1], s[1:]
+        state = model.init_state(len(rows))
+        logp = np.empty((T, len(rows)))
+        for t0 in range(0, T, seq_len):
+            logp[t0:t0 + seq_len], state = model.token_logprobs(x[t0:t0 + seq_len], y[t0:t0 + seq_len], state)
+        for j, i in enumerate(rows):
+            for t, tok in enumerate(results[i].tokens):
+                tok.logprob = float(logp[t, j])
+    for r in results:
+        for tok in r.tokens:
+            if not tok.scored:
+                tok.logprob = float("nan")
+    return results
+
+
+@dataclass
+class Summary:
+    """Corpus totals with SRILM's definitions (ngram -ppl)."""
+
+    sentences: int
+    words: int  # tokens other than </s>
+    oovs: int
+    logprob: float  # natural log, scored tokens only
+    scored_words: int  # words whose probability is counted
+    scored_eos: int  # </s> predictions counted
+
+    @classmethod
+    def of(cls, scores: list[SentenceScore]) -> "Summary":
+        words = sum(s.num_words for s in scores)
+        scored_eos = sum(1 for s in scores for t in s.tokens if t.token == "</s>" and t.scored)
+        scored = sum(s.num_scored for s in scores)
+        return cls(len(scores), words, sum(s.num_oov for s in scores), sum(s.logprob for s in scores),
+                   scored - scored_eos, scored_eos)
+
+    @property
+    def ppl(self) -> float:
+        """exp of the mean negative log-probability over scored words and </s> (SRILM's ppl)."""
+        n = self.scored_words + self.scored_eos
+        return math.exp(-self.logprob / n) if n else float("nan")
+
+    @property
+    def ppl1(self) -> float:
+        """The same over scored words only, </s> excluded from the count (SRILM's ppl1)."""
+        return math.exp(-self.logprob / self.scored_words) if self.scored_words else float("nan")
