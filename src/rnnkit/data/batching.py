@@ -64,7 +64,7 @@ class StreamBatcher:
         self.bos_id = bos_id
 
     def __len__(self) -> int:
-        return -(-(len(self.data) - 1) // self.seq_len)
+        return max(0, (len(self.data) - 2) // self.seq_len + 1)
 
     @property
     def num_targets(self) -> int:
