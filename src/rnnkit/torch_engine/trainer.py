@@ -102,7 +102,7 @@ class Trainer:
         count = float(n if self.train.loss_reduction == "token" else x.shape[1])
         if self.world_size > 1:
             total = distributed.all_reduce_sum(count, device=model.device)
-            scale = 1.0 / count
+            scale = self.world_size / total if total > 0 else 0.0
         else:
             scale = 1.0 / count if count > 0 else 0.0
         objective = loss_sum * scale
