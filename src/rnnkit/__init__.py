@@ -1,3 +1,17 @@
-"""rnnkit: recurrent-neural-network language models (numpy reference engine, PyTorch fast engine)."""
+"""rnnkit: recurrent-neural-network language models (numpy reference engine, PyTorch fast engine).
+
+Public API:
+    rnnkit.load(path, engine="numpy", device="auto") -> LanguageModel
+    rnnkit.train(corpus, out, ...) -> TrainResult
+    ModelConfig, TokenizerConfig, TrainConfig, SampleConfig, RnnkitError
+"""
 
 __version__ = "0.1.0"
+
+from .api import LanguageModel, load  # noqa: E402
+from .config import ModelConfig, SampleConfig, TokenizerConfig, TrainConfig  # noqa: E402
+from .errors import RnnkitError  # noqa: E402
+from .train import train  # noqa: E402
+
+__all__ = ["LanguageModel", "ModelConfig", "RnnkitError", "SampleConfig", "TokenizerConfig", "TrainConfig",
+           "__version__", "load", "train"]

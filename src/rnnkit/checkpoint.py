@@ -83,7 +83,8 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 def tensors_to_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> bytes:
     from safetensors.numpy import save
 
-    return save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=metadata)
+    # np.require keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d)
+    return save({k: np.require(v, requirements='C') for k, v in tensors.items()}, metadata=metadata)
 
 
 def save_tensors(path: str | os.PathLike, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:

@@ -35,7 +35,7 @@ def filter_logprobs(logp: np.ndarray, *, temperature: float = 1.0, top_k: int = 
         order = np.argsort(-z, axis=1, kind="stable")
         probs = np.exp(np.take_along_axis(z, order, axis=1))
         before = np.cumsum(probs, axis=1) - probs  # mass of strictly more likely tokens
-        drop_sorted = before >= top_p
+        drop_sorted = before >= top_p - 1e-12  # a prefix that reaches p up to rounding is enough
         drop = np.zeros_like(drop_sorted)
         np.put_along_axis(drop, order, drop_sorted, axis=1)
         z = np.where(drop, -np.inf, z)

@@ -23,7 +23,8 @@ import numpy as np
 
 from . import checkpoint
 from .config import ModelConfig, TokenizerConfig, TrainConfig
-from .data import StreamBatcher, read_sentences, resolve_split, sentence_batches, stream_ids
+from .data import KNOWN_DATASETS, StreamBatcher, read_sentences, sentence_batches, stream_ids
+from .data.datasets import parse_source
 from .engines import build_model, get_engine
 from .errors import ConfigError, InputError
 from .evaluate import EvalResult, evaluate_sentences, evaluate_stream, unigram_baseline
@@ -52,6 +53,14 @@ def _encode(sentences: list[str], tokenizer, vocab: Vocab | None, tok_cfg: Token
     return [np.asarray(vocab.encode(t), dtype=np.int64) for t in toks], vocab
 
 
+def valid_split_of(corpus: str) -> str | None:
+    """"ptb" -> "ptb:valid": the validation split of a known dataset named for its training split."""
+    parsed = parse_source(corpus) if isinstance(corpus, str) else None
+    if parsed is None or parsed[1] != "train" or "valid" not in KNOWN_DATASETS[parsed[0]].splits:
+        return None
+    return f"{parsed[0]}:valid"
+
+
 def prepare_corpus(corpus: str, valid: str | None, tok_cfg: TokenizerConfig, cfg: TrainConfig,
                    vocab: Vocab | None = None) -> Corpus:
     """Read, split off validation (a --valid file, the dataset's own split, or the last
@@ -60,7 +69,7 @@ def prepare_corpus(corpus: str, valid: str | None, tok_cfg: TokenizerConfig, cfg
     train_sents = read_sentences(corpus, **read)
     if valid is not None:
         valid_sents, valid_source = read_sentences(valid, **read), str(valid)
-    elif (split := resolve_split(corpus, "valid")) is not None:
+    elif (split := valid_split_of(corpus)) is not None:
         valid_sents, valid_source = read_sentences(split, **read), split
     else:
         n_valid = max(1, int(round(len(train_sents) * cfg.valid_fraction)))

@@ -1,0 +1,61 @@
+"""Shared fixtures: a tiny random model directory, the shared-data location, torch availability."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnkit import checkpoint
+from rnnkit.config import ModelConfig, TokenizerConfig
+from rnnkit.params import init_params
+from rnnkit.text import Vocab, WordTokenizer
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+TINY_CORPUS = [
+    "the cat sat on the mat .",
+    "the dog sat on the log .",
+    "a cat and a dog played in the garden .",
+    "the bird sang a song .",
+    "it's a dog's life , isn't it ?",
+]
+
+
+def make_model_dir(path: Path, cell: str = "lstm", num_layers: int = 2, tie: bool = False, seed: int = 0,
+                   level: str = "word") -> Path:
+    """A randomly initialised (untrained) model directory over TINY_CORPUS's vocabulary."""
+    tok = WordTokenizer()
+    if level == "char":
+        vocab = Vocab.build([list(s) for s in TINY_CORPUS])
+    else:
+        vocab = Vocab.build([tok.tokenize(s) for s in TINY_CORPUS])
+    H = 8
+    cfg = ModelConfig(vocab_size=len(vocab), cell=cell, embed_dim=H if tie else 6, hidden_dim=H,
+                      num_layers=num_layers, tie_weights=tie)
+    params = init_params(cfg, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    params = {k: (v + rng.normal(0, 0.3, v.shape)).astype(np.float32) for k, v in params.items()}  # less uniform
+    checkpoint.save(path, cfg, TokenizerConfig(level=level), vocab, params)
+    return path
+
+
+@pytest.fixture
+def tiny_model(tmp_path) -> Path:
+    return make_model_dir(tmp_path / "model")
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared corpora not found at {SHARED_DATA} (a fresh clone has no ../shared/data)")
+    return SHARED_DATA
+
+
+def has_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True

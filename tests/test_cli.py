@@ -1,0 +1,126 @@
+"""One end-to-end smoke test per subcommand, in-process through `rnnkit.cli.main`."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import sys
+
+import pytest
+
+import rnnkit
+from rnnkit.cli import main
+
+from conftest import TINY_CORPUS, make_model_dir
+
+
+def run(capsys, *argv, stdin: str | None = None):
+    if stdin is not None:
+        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8")))
+    try:
+        rc = main(list(argv))
+    finally:
+        sys.stdin = sys.__stdin__
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    p = tmp_path / "corpus.txt"
+    p.write_text("\n".join(TINY_CORPUS * 30) + "\n", encoding="utf-8")
+    return p
+
+
+def test_train_then_eval_score_generate(tmp_path, corpus, capsys):
+    out = tmp_path / "model"
+    rc, stdout, err = run(capsys, "train", str(corpus), "--out", str(out), "--cell", "gru", "--hidden", "16",
+                          "--embed", "16", "--epochs", "3", "--batch-size", "4", "--seq-len", "8", "--quiet")
+    assert rc == 0, err
+    assert "model saved in" in stdout
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and rows[-1]["valid_ppl"] < rows[0]["valid_ppl"] * 1.5
+    assert (out / "trainer_state" / "state.json").is_file()
+
+    rc, stdout, err = run(capsys, "eval", str(out), str(corpus))
+    assert rc == 0, err and "perplexity" in stdout
+    ppl = float(stdout.split("perplexity ")[1].split()[0].replace(",", ""))
+    assert 1 < ppl < len(rnnkit.load(out).vocab)  # learned something beyond uniform
+
+    rc, stdout, err = run(capsys, "score", str(out), "-", stdin="the cat sat on the mat .\nthe dog .\n")
+    assert rc == 0, err
+    lines = stdout.strip().splitlines()
+    assert len(lines) == 2
+    lp, ntok, p, text = lines[0].split("\t")
+    assert text == "the cat sat on the mat ." and int(ntok) == 8
+    assert math.isclose(float(p), math.exp(-float(lp) / int(ntok)), rel_tol=1e-3)
+    assert "2 sentences" in err
+
+    rc, stdout, _ = run(capsys, "score", str(out), str(corpus), "--format", "jsonl", "--per-token", "--log-base", "10")
+    objs = [json.loads(line) for line in stdout.splitlines()]
+    assert rc == 0 and len(objs) == len(TINY_CORPUS) * 30
+    assert math.isclose(sum(t["logprob"] for t in objs[0]["token_scores"]), objs[0]["logprob"], abs_tol=1e-9)
+
+    rc, stdout, _ = run(capsys, "score", str(out), str(corpus), "--format", "srilm")
+    assert rc == 0 and stdout.startswith(f"file {corpus}: {len(TINY_CORPUS) * 30} sentences")
+    assert "logprob= " in stdout and "ppl1= " in stdout
+
+    rc, stdout, err = run(capsys, "generate", str(out), "--num-samples", "3", "--seed", "1", "--max-len", "10")
+    assert rc == 0, err
+    assert len(stdout.strip().splitlines()) == 3
+    rc, again, _ = run(capsys, "generate", str(out), "--num-samples", "3", "--seed", "1", "--max-len", "10")
+    assert again == stdout
+    rc, stdout, _ = run(capsys, "generate", str(out), "--prompt", "the cat", "--greedy", "--max-len", "5")
+    assert rc == 0 and stdout.startswith("the cat")
+
+
+def test_resume_finishes_like_uninterrupted(tmp_path, corpus, capsys):
+    common = ["--cell", "lstm", "--hidden", "8", "--embed", "8", "--batch-size", "4", "--seq-len", "6", "--quiet",
+              "--checkpoint-every", "3"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert run(capsys, "train", str(corpus), "--out", str(a), "--epochs", "2", *common)[0] == 0
+    assert run(capsys, "train", str(corpus), "--out", str(b), "--epochs", "1", "--max-steps", "7", *common)[0] == 0
+    assert run(capsys, "train", str(corpus), "--out", str(b), "--epochs", "2", "--resume", *common)[0] == 0
+    wa = rnnkit.checkpoint.load_tensors(a / "trainer_state" / "model.safetensors")
+    wb = rnnkit.checkpoint.load_tensors(b / "trainer_state" / "model.safetensors")
+    for k in wa:
+        assert (wa[k] == wb[k]).all(), k
+
+
+def test_gradcheck_command(capsys):
+    rc, stdout, _ = run(capsys, "gradcheck", "--cell", "lstm", "--layers", "2")
+    assert rc == 0 and "PASS" in stdout
+    assert "rnn.weight_hh_l1" in stdout
+
+
+def test_help_and_no_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    assert "demo" in capsys.readouterr().out
+    assert main([]) == 2
+
+
+def test_demo_smoke(tmp_path, capsys, monkeypatch):
+    """A very short demo run: every section is printed and the model it saved loads."""
+    monkeypatch.chdir(tmp_path)
+    rc, stdout, err = run(capsys, "demo", "--minutes", "0.05", "--quiet")
+    assert rc in (0, 1), err  # 1 = did not beat the unigram baseline in 3 seconds
+    for part in ("Validation perplexity", "unigram baseline", "Generated sentences", "Log-probability", "Try next"):
+        assert part in stdout
+    assert len(rnnkit.load(tmp_path / "rnnkit-demo-model").vocab) > 100
+
+
+def test_recipe_and_flags_merge(tmp_path, corpus, capsys):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[model]\ncell = "rnn"\nhidden_dim = 12\n[train]\nepochs = 1\nbatch_size = 4\nseq_len = 5\n')
+    out = tmp_path / "m"
+    rc, _, err = run(capsys, "train", str(corpus), "--out", str(out), "--recipe", str(recipe), "--hidden", "10",
+                     "--embed", "10", "--quiet")
+    assert rc == 0, err
+    cfg = json.loads((out / "config.json").read_text())["model"]
+    assert cfg["cell"] == "rnn" and cfg["hidden_dim"] == 10  # the flag wins over the recipe
+    recipe.write_text('[model]\nhiden_dim = 12\n')
+    rc, _, err = run(capsys, "train", str(corpus), "--out", str(out), "--recipe", str(recipe))
+    assert rc == 1 and "hiden_dim" in err
