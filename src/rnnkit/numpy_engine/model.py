@@ -28,7 +28,7 @@ from ..config import ModelConfig
 from ..errors import CheckpointError
 from ..params import init_params, param_shapes
 from .cells import STEPS
-from .loss import cross_entropy, cross_entropy_backward_, log_softmax
+from .loss import cross_entropy, decoder_loss_backward, log_softmax
 
 
 def _validated(config: ModelConfig, params: dict, dtype) -> dict[str, np.ndarray]:
@@ -215,6 +215,15 @@ class RNNLM:
         return log_softmax(self._logits(Htop)[0].astype(np.float64)), self._public(st)
 
     # ------------------------------------------------------------ backward
+    def _workspace(self, rows: int) -> np.ndarray:
+        """A reused (R, K) block for logits / dlogits, R <= 512 rows (16 MB at K = 8000 in float32)."""
+        K = self.config.vocab_size
+        R = min(rows, max(1, min(512, (1 << 22) // K)))
+        ws = getattr(self, "_ws", None)
+        if ws is None or ws.shape[0] < R:
+            ws = self._ws = np.empty((R, K), dtype=self.dtype)
+        return ws[:R]
+
     def _layer_backward(self, n: int, dH: np.ndarray, record, grads: dict, per_age: bool):
         """BPTT through layer n. dH (T, A, B, H): error arriving at each output h_t, split by
         age (A = k+1 under truncation, else A = 1). Returns the error at the layer's input,
@@ -270,17 +279,12 @@ class RNNLM:
         st = self._tuples(state, B)
         Htop, st, (emb_mask, records) = self._stack_forward(x, st, rng=dropout_rng, keep=True)
         H = cfg.hidden_dim
-        # decoder + softmax cross-entropy on the whole (T*B, K) block, in place
-        Htop2 = Htop.reshape(T * B, H)
-        Wd = self.decoder_weight
-        dlogits = Htop2 @ Wd.T  # (T*B, K)
-        dlogits += self.params["decoder.bias"]
-        loss = cross_entropy_backward_(dlogits, y.ravel(), m.ravel())
-        grads: dict[str, np.ndarray] = {}
-        dWd = dlogits.T @ Htop2  # (K, H)
-        grads["decoder.bias"] = dlogits.sum(axis=0)
-        dtop = (dlogits @ Wd).reshape(T, B, H)  # (T, B, H)
-        del dlogits
+        # o_t = softmax(V s_t + c): decoder, loss and their gradients, a block of rows at a time
+        loss, dtop, dWd, db = decoder_loss_backward(
+            Htop.reshape(T * B, H), self.decoder_weight, self.params["decoder.bias"], y.ravel(), m.ravel(),
+            self._workspace(T * B))
+        grads: dict[str, np.ndarray] = {"decoder.bias": db}
+        dtop = dtop.reshape(T, B, H)  # (T, B, H)
         dH = np.zeros((T, A, B, H), dtype=self.dtype)
         dH[:, 0] = dtop  # age 0: the error of the output at this very step
         for n in reversed(range(cfg.num_layers)):

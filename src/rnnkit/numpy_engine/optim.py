@@ -19,9 +19,8 @@ from ..errors import CheckpointError
 
 
 def global_norm(grads: dict[str, np.ndarray]) -> float:
-    """sqrt of the sum of squares of every gradient entry, accumulated in float64."""
-    return math.sqrt(sum(float(np.dot(g.ravel().astype(np.float64), g.ravel().astype(np.float64)))
-                         for g in grads.values()))
+    """sqrt of the sum of squares of every gradient entry (per-array dot products, summed in float64)."""
+    return math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
 
 
 def clip_by_global_norm_(grads: dict[str, np.ndarray], max_norm: float) -> float:
