@@ -123,8 +123,7 @@ class Trainer:
         if self.train.weight_decay:
             for p, g in zip(self.params, grads):
                 g.add_(p.detach(), alpha=self.train.weight_decay)
-        norm = torch.linalg.vector_norm(torch.stack(
-            [torch.linalg.vector_norm(g, dtype=torch.float64) for g in grads]))
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
         norm_val = float(norm)
         if not math.isfinite(norm_val):
             if self.scaler is not None:  # fp16 overflow: GradScaler skips the step, lowers scale
