@@ -289,3 +289,12 @@ def test_cuda_matches_cpu_and_trains(amp):
         last = tr.step(x, y, mask)[0]
     assert last < first
     assert "rng.torch_cuda" in tr.state_dict()
+
+
+def test_out_of_range_ids_refused():
+    m = RNNLM(cfg())
+    x, y, _ = batch()
+    with pytest.raises(ValueError, match="x has token ids outside"):
+        m.forward(x + K, y)
+    with pytest.raises(ValueError, match="y has token ids outside"):
+        m.forward(x, y - K)

@@ -186,13 +186,18 @@ class RNNLM:
         return [pick(s) for s in state]
 
     # ------------------------------------------------------------------ forward
-    def _ids(self, a: Any) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(a, dtype=np.int64), device=self.device)
+    def _ids(self, a: Any, what: str = "x") -> torch.Tensor:
+        """Token ids -> int64 tensor on the device; out-of-range ids are a ValueError here
+        (on CUDA they would be a device-side assert that kills the process)."""
+        ids = np.asarray(a, dtype=np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.config.vocab_size):
+            raise ValueError(f"{what} has token ids outside 0..{self.config.vocab_size - 1}")
+        return torch.as_tensor(ids, device=self.device)
 
     def loss_terms(self, logits: torch.Tensor, y: Any, mask: Any) -> tuple[torch.Tensor, int]:
         """Summed nats over the mask (a 0-dim tensor, not synced) and the token count."""
         T, B, K = logits.shape
-        yt = self._ids(y).reshape(-1)
+        yt = self._ids(y, "y").reshape(-1)
         if mask is None:
             return F.cross_entropy(logits.reshape(-1, K), yt, reduction="sum"), T * B
         m = np.asarray(mask)
@@ -216,7 +221,7 @@ class RNNLM:
         self.module.eval()
         with torch.no_grad():
             logits, hidden = self.module(self._ids(x), self.pack_state(state, x.shape[1]))
-            logp = torch.log_softmax(logits, dim=-1).gather(-1, self._ids(y).unsqueeze(-1))
+            logp = torch.log_softmax(logits, dim=-1).gather(-1, self._ids(y, "y").unsqueeze(-1))
         return logp.squeeze(-1).to(torch.float64).cpu().numpy(), self.unpack_state(hidden)
 
     def step_logprobs(self, tokens: Any, state: list | None = None) -> tuple[np.ndarray, list]:
@@ -224,7 +229,7 @@ class RNNLM:
         tok = np.asarray(tokens).reshape(1, -1)
         self.module.eval()
         with torch.no_grad():
-            logits, hidden = self.module(self._ids(tok), self.pack_state(state, tok.shape[1]))
+            logits, hidden = self.module(self._ids(tok, "tokens"), self.pack_state(state, tok.shape[1]))
             logp = torch.log_softmax(logits[0], dim=-1)
         return logp.to(torch.float64).cpu().numpy(), self.unpack_state(hidden)
 
