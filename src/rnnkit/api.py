@@ -19,6 +19,7 @@ from .config import SampleConfig
 from .engines import build_model
 from .errors import ConfigError
 from .generate import generate as _generate
+from .rescore import Hyp, combine
 from .score import SentenceScore, Summary, log_base_value, score_sentences
 from .text import make_tokenizer
 
@@ -74,6 +75,17 @@ class LanguageModel:
         if isinstance(sentences, str):
             sentences = [sentences]
         return Summary.of(self.score_sentences(sentences, oov=oov)).ppl
+
+    def rescore(self, hypotheses: Iterable, lm_weight: float = 1.0, word_penalty: float = 0.0,
+                log_base: float | str = 10, batch_size: int = 64) -> dict[str, list[Hyp]]:
+        """Rescore n-best hypotheses: `Hyp` objects or (id, text) / (id, text, ascore) tuples.
+        total = ascore + lm_weight * LM log-probability (in log_base) + word_penalty * words.
+        Returns {id: hypotheses best first}."""
+        hyps = [h if isinstance(h, Hyp) else Hyp(str(h[0]), str(h[1]), float(h[2]) if len(h) > 2 else 0.0, i)
+                for i, h in enumerate(hypotheses, 1)]
+        ln_b = math.log(log_base_value(log_base))
+        scores = self.score_sentences([h.text for h in hyps], batch_size=batch_size)
+        return combine(hyps, [s.logprob / ln_b for s in scores], lm_weight, word_penalty)
 
     # ------------------------------------------------------------ generation
 

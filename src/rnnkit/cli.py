@@ -98,6 +98,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", default="-", help="output file (default stdout)")
     _engine_args(p)
 
+    p = sub.add_parser("rescore", help="rescore n-best lists (ASR / MT) with the language model",
+                       description="Add the LM score to each hypothesis of an n-best list: total = ascore + "
+                                   "LM_WEIGHT * logprob + WORD_PENALTY * words. Writes the rescored list (TSV: id, "
+                                   "rank, total, ascore, lm, nwords, hypothesis) and, with --best, the best "
+                                   "hypothesis per id.")
+    p.add_argument("model", metavar="MODEL_DIR")
+    p.add_argument("nbest", metavar="NBEST", help="n-best file, or - for stdin")
+    p.add_argument("--format", choices=["plain", "srilm", "kaldi"], default="plain",
+                   help="plain: id<TAB>hyp; srilm: ascore lscore nwords words...; kaldi: uttid-N words...")
+    p.add_argument("--lm-weight", type=_finite_float, default=1.0, help="weight of the LM log-probability (default 1)")
+    p.add_argument("--word-penalty", type=_finite_float, default=0.0, help="added per word (insertion penalty; default 0)")
+    p.add_argument("--log-base", choices=["e", "10", "2"], default="10", help="base of the LM score (default 10, as SRILM/Kaldi)")
+    p.add_argument("--output", "-o", default="-", help="rescored list (default stdout)")
+    p.add_argument("--best", default=None, help="write the best hypothesis per id here (- for stdout)")
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    _engine_args(p)
+
+    p = sub.add_parser("download", help="fetch a known dataset (verified by sha256)",
+                       description="Download a known dataset into DEST (default ~/.cache/rnnkit/datasets), "
+                                   "where `rnnkit train NAME` finds it.")
+    p.add_argument("name", metavar="NAME", help="ptb, tinyshakespeare, reddit, wikitext-2")
+    p.add_argument("--dest", default=None, help="data directory (default ~/.cache/rnnkit/datasets)")
+
     p = sub.add_parser("generate", help="sample text from a model",
                        description="Generate text from <s> (or continue --prompt) until </s> or --max-len tokens.")
     p.add_argument("model", metavar="MODEL_DIR")

@@ -120,6 +120,38 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_rescore(args) -> int:
+    from . import api
+    from .rescore import format_best, format_rescored, parse_nbest
+
+    lines = read_input_lines(args.nbest)
+    hyps = parse_nbest(lines, args.format, "<stdin>" if args.nbest == "-" else args.nbest)
+    first = {}
+    for h in hyps:
+        first.setdefault(h.id, h.line)
+    lm = api.load(args.model, engine=args.engine, device=args.device)
+    groups = lm.rescore(hyps, lm_weight=args.lm_weight, word_penalty=args.word_penalty, log_base=args.log_base,
+                        batch_size=args.batch_size)
+    with _open_out(args.output) as out:
+        out.write("\n".join(format_rescored(groups)) + "\n")
+    if args.best:
+        with _open_out(args.best) as out:
+            out.write("\n".join(format_best(groups, args.format)) + "\n")
+    changed = sum(g[0].line != first[uid] for uid, g in groups.items())
+    print(f"rescored {len(hyps)} hypotheses for {len(groups)} id(s); the best changed for {changed} of them",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_download(args) -> int:
+    from .data import download_dataset
+
+    dest = Path(args.dest) if args.dest else Path.home() / ".cache" / "rnnkit" / "datasets"
+    for path in download_dataset(args.name, dest):
+        print(path)
+    return 0
+
+
 def cmd_generate(args) -> int:
     from . import api
 
