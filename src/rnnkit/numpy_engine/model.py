@@ -234,32 +234,33 @@ class RNNLM:
         W_ih = p[f"rnn.weight_ih_l{n}"]
         T, A, B, H = dH.shape
         truncated = A > 1
-        dXP = None  # (T, A, B, G*H): d loss / d (W_ih x_t + b_ih), per age
-        dHP = None  # (T, B, G*H):    d loss / d (W_hh s_{t-1} + b_hh), summed over ages
+        GH = W_ih.shape[0]
+        dXP = np.empty((T, B, GH), dtype=self.dtype)  # d loss / d (W_ih x_t + b_ih), summed over ages
+        dHP = np.empty((T, B, GH), dtype=self.dtype)  # d loss / d (W_hh s_{t-1} + b_hh), summed over ages
+        dX = np.empty((T, A, B, W_ih.shape[1]), dtype=self.dtype) if per_age else None  # (T, A, B, D_n)
         n_state = 2 if self.config.cell == "lstm" else 1
         carry = tuple(np.zeros((A, B, H), dtype=self.dtype) for _ in range(n_state))
+        # BPTT, the tutorial's loop:  delta_t = dL/ds_t (from above + from step t+1)
+        #   da_t = delta_t * tanh'(a_t);  dU += da_t x_t^T;  dW += da_t s_{t-1}^T;  delta_{t-1} += W^T da_t
+        # (the dU, dW sums are done after the loop, one matmul each)
         for t in reversed(range(T)):
             dstate = (dH[t] + carry[0],) + carry[1:]
-            dxp, dhp, dprev = self._step_backward(dstate, caches[t])
-            if dXP is None:
-                dXP = np.empty((T,) + dxp.shape, dtype=self.dtype)
-                dHP = np.empty((T, B, dxp.shape[-1]), dtype=self.dtype)
-            dXP[t] = dxp
-            dHP[t] = dhp.sum(axis=0)
+            dxp, dhp, dprev = self._step_backward(dstate, caches[t])  # (A, B, G*H) x2, state (A, B, H)
+            dXP[t] = dxp.sum(axis=0)
+            dHP[t] = dXP[t] if dhp is dxp else dhp.sum(axis=0)  # differ only in the GRU
+            if per_age:
+                dX[t] = dxp @ W_ih  # the layer below keeps the ages apart
             if truncated:  # one step older; errors that already went back k steps stop here
                 carry = tuple(np.concatenate([np.zeros_like(d[:1]), d[:-1]], axis=0) for d in dprev)
             else:
                 carry = dprev
         # the carried state from before the window gets no gradient (stream mode)
-        dXPs = dXP.sum(axis=1) if truncated else dXP[:, 0]  # (T, B, G*H)
-        GH = dXPs.shape[-1]
-        grads[f"rnn.weight_ih_l{n}"] = dXPs.reshape(T * B, GH).T @ X.reshape(T * B, -1)
-        grads[f"rnn.bias_ih_l{n}"] = dXPs.sum(axis=(0, 1))
+        # weight gradients: one matmul over all time steps each
+        grads[f"rnn.weight_ih_l{n}"] = dXP.reshape(T * B, GH).T @ X.reshape(T * B, -1)
+        grads[f"rnn.bias_ih_l{n}"] = dXP.sum(axis=(0, 1))
         grads[f"rnn.weight_hh_l{n}"] = dHP.reshape(T * B, GH).T @ Hprev.reshape(T * B, H)
         grads[f"rnn.bias_hh_l{n}"] = dHP.sum(axis=(0, 1))
-        if not per_age:
-            return dXPs @ W_ih  # (T, B, D): the embedding only needs the sum over ages
-        return dXP @ W_ih  # (T, A, B, D_n)
+        return dX if per_age else dXP @ W_ih  # (T, A, B, D_n) or, for the embedding, (T, B, D)
 
     def forward_backward(self, x, y, mask=None, state=None, bptt_truncate: int = 0, *, dropout_rng=None):
         """Loss and gradients of the SUMMED loss: (loss_sum, num_tokens, grads, final state).
