@@ -115,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=64)
     _engine_args(p)
 
+    p = sub.add_parser("plot", help="draw training and validation curves to a PNG",
+                       description="Plot perplexity (word models) or bits per character (character models) "
+                                   "against tokens seen and wall time, from RUN_DIR/metrics.jsonl.")
+    p.add_argument("run", metavar="RUN_DIR", help="a training output directory (the --out of rnnkit train)")
+    p.add_argument("--output", "-o", default=None, help="PNG path (default RUN_DIR/curves.png)")
+
     p = sub.add_parser("download", help="fetch a known dataset (verified by sha256)",
                        description="Download a known dataset into DEST (default ~/.cache/rnnkit/datasets), "
                                    "where `rnnkit train NAME` finds it.")

@@ -143,6 +143,13 @@ def cmd_rescore(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from .plot import plot_run
+
+    print(plot_run(args.run, args.output))
+    return 0
+
+
 def cmd_download(args) -> int:
     from .data import download_dataset
 

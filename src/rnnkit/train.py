@@ -144,6 +144,8 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
     say = (log or (lambda m: print(m, file=sys.stderr))) if main else (lambda m: None)
 
     resumed = load_trainer_state(out, cfg) if resume else None
+    if resume and resumed is None:
+        say(f"nothing to resume in {out} (no trainer_state/ yet): starting a new run")
     data = prepare_corpus(corpus, valid, tok_cfg, cfg, vocab=resumed.vocab if resumed else None)
     mcfg = resumed.model_cfg if resumed else ModelConfig(vocab_size=len(data.vocab), **(model or {}))
     mcfg.validate("model options")
@@ -190,6 +192,15 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
             save_trainer_state(out, cfg, mcfg, tok_cfg, data.vocab, lm.state_dict(), trainer.state_dict(), st,
                                state if cfg.batching == "stream" else None)
 
+    def log_row(row: dict) -> None:
+        history.append(row)
+        if main:
+            with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+
+    log_every = max(1, per_epoch // 20)  # about 20 training-loss points per epoch for the curves
+    interval = {"nats": 0.0, "count": 0}
+
     def validate(reason: str) -> bool:
         """Evaluate, log a metrics line, keep the best model; returns True when it improved."""
         nonlocal best
@@ -205,14 +216,11 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
         else:
             st["bad_evals"] += 1
         seconds = time.perf_counter() - t_start
-        row = {"step": st["step"], "epoch": st["epoch"] + st["batch"] / max(per_epoch, 1), "tokens": st["tokens"],
+        row = {"kind": "valid", "step": st["step"], "epoch": st["epoch"] + st["batch"] / max(per_epoch, 1), "tokens": st["tokens"],
                "seconds": round(seconds, 3), "lr": trainer.lr, "valid_loss": res.loss, "valid_ppl": res.ppl,
                "valid_bpc": res.bpc if tok_cfg.level == "char" else None, "reason": reason,
                "train_loss": st["epoch_nats"] / st["epoch_count"] if st["epoch_count"] else None}
-        history.append(row)
-        if main:
-            with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+        log_row(row)
         metric = f"valid bpc {res.bpc:.3f}" if tok_cfg.level == "char" else f"valid ppl {res.ppl:,.2f}"
         train_part = f"train loss {row['train_loss']:.3f}, " if row["train_loss"] is not None else ""
         say(f"{reason} {row['epoch']:.2f}: {train_part}{metric} (loss {res.loss:.4f}), lr {trainer.lr:.3g}, "
@@ -242,6 +250,13 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
                 st["tokens"] += count * world
                 st["epoch_nats"] += nats
                 st["epoch_count"] += count
+                interval["nats"] += nats
+                interval["count"] += count
+                if st["step"] % log_every == 0 and interval["count"]:
+                    log_row({"kind": "train", "step": st["step"], "epoch": st["epoch"] + st["batch"] / per_epoch,
+                             "tokens": st["tokens"], "seconds": round(time.perf_counter() - t_start, 3),
+                             "lr": trainer.lr, "train_loss": interval["nats"] / interval["count"]})
+                    interval["nats"], interval["count"] = 0.0, 0
                 tok_epoch += count * world
                 bar.update(st["epoch_nats"], st["epoch_count"], tok_epoch / max(time.perf_counter() - t_epoch, 1e-9))
                 if cfg.max_steps and st["step"] >= cfg.max_steps:

@@ -82,11 +82,12 @@ def save_trainer_state(out: Path, cfg: TrainConfig, mcfg: ModelConfig, tok_cfg: 
     checkpoint.replace_dir(tmp, final)
 
 
-def load_trainer_state(out: Path, cfg: TrainConfig) -> Resumed:
+def load_trainer_state(out: Path, cfg: TrainConfig) -> Resumed | None:
+    """The saved state of an interrupted run in `out`, or None when there is none yet."""
     final = Path(out) / DIRNAME
     checkpoint.recover_dir(final)
     if not final.is_dir():
-        raise CheckpointError(f"{final}: nothing to resume (no saved trainer state); run without --resume")
+        return None
     ck = checkpoint.load(final)
     path = final / "state.json"
     try:
