@@ -9,6 +9,7 @@ a random non-zero initial state.
 import numpy as np
 import pytest
 
+from rnnkit.errors import ConfigError
 from rnnkit.numpy_engine import gradcheck
 from rnnkit.numpy_engine.gradcheck import (
     make_problem,
@@ -50,7 +51,7 @@ def test_gradcheck_catches_a_wrong_gradient():
 
 
 def test_relu_kink_refused():
-    with pytest.raises(ValueError, match="another seed"):
+    with pytest.raises(ConfigError, match="seed 1: .*choose another seed"):
         gradcheck("rnn", nonlinearity="relu", num_layers=2, seed=1)
 
 

@@ -15,7 +15,7 @@ dividing that noise by ~0: for |a| + |n| < floor the error is |a - n| / floor, i
 1e-6 threshold the tests use, tiny entries must agree to an absolute 1e-10.
 
 For a relu RNN the check is only meaningful away from the kink at 0: ``gradcheck`` refuses
-(ValueError) when some pre-activation lies within reach of the perturbation.
+(ConfigError naming the seed) when some pre-activation lies within reach of the perturbation.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import ModelConfig
+from ..errors import ConfigError
 from ..params import init_params
 from .model import RNNLM
 
@@ -120,7 +121,7 @@ def gradcheck(cell: str = "rnn", num_layers: int = 1, nonlinearity: str = "tanh"
 
     Returns {parameter name: worst relative error over its entries} (see module docstring).
     A correct engine gives values around 1e-8 or below; tests require <= 1e-6.
-    Raises ValueError for a relu model whose pre-activations come too close to 0 (try another seed).
+    Raises ConfigError for a relu model whose pre-activations come too close to 0 (try another seed).
     """
     model, x, y, mask, state = make_problem(
         cell, num_layers, nonlinearity, seed, tie_weights=tie_weights, vocab_size=vocab_size,
@@ -128,8 +129,8 @@ def gradcheck(cell: str = "rnn", num_layers: int = 1, nonlinearity: str = "tanh"
     reach = 2 * step if order == 4 else step
     margin = relu_margin(model, x, state)
     if margin < 20 * reach:
-        raise ValueError(f"relu pre-activation {margin:.2e} lies within reach of the finite-difference step "
-                         f"{step:g}; choose another seed")
+        raise ConfigError(f"seed {seed}: a relu pre-activation ({margin:.1e}) lies within reach of the "
+                          f"finite-difference step {step:g}, so the check would straddle the kink; choose another seed")
     _, _, analytic, _ = model.forward_backward(x, y, mask, state)
     numeric = numerical_gradients(model, x, y, mask, state, step=step, order=order)
     return {name: float(relative_error(analytic[name], numeric[name], floor).max()) for name in analytic}
