@@ -83,9 +83,13 @@ class LMModule(nn.Module):
 
     def forward(self, x: torch.Tensor, hidden: Any = None) -> tuple[torch.Tensor, Any]:
         """x (T, B) int64 -> logits (T, B, K) and the new hidden ((L, B, H) or an (h, c) pair)."""
-        emb = self.embed_drop(self.embedding(x))
+        emb = self.embedding(x)
+        if self.embed_drop.p > 0:
+            emb = self.embed_drop(emb)
         out, hidden = self.rnn(emb, hidden)
-        return self.decoder(self.out_drop(out)), hidden
+        if self.out_drop.p > 0:
+            out = self.out_drop(out)
+        return self.decoder(out), hidden
 
     def export_names(self) -> list[str]:
         """Names of the exported parameters, in param_shapes order."""

@@ -32,6 +32,13 @@ from .model import RNNLM
 _MOMENTS = {"sgd": (), "rmsprop": ("square_avg",), "adam": ("exp_avg", "exp_avg_sq")}
 
 
+def _grad_scaler():
+    """A CUDA GradScaler (torch.amp since 2.3, torch.cuda.amp before)."""
+    if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler("cuda")
+    return torch.cuda.amp.GradScaler()
+
+
 class Trainer:
     """Optimizer, clipping and the training step for a torch_engine.RNNLM."""
 
@@ -52,7 +59,7 @@ class Trainer:
                 raise ConfigError(f"amp: mixed precision needs a float32 model, got {model.dtype}")
             if train.amp == "bf16" and not torch.cuda.is_bf16_supported():
                 raise ConfigError("amp: bf16 is not supported by this GPU (use fp16)")
-        self.scaler = torch.amp.GradScaler("cuda") if train.amp == "fp16" else None
+        self.scaler = _grad_scaler() if train.amp == "fp16" else None
         self._autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(train.amp)
         # Dropout draws from torch's global generator; each rank gets its own stream.
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
@@ -60,7 +67,8 @@ class Trainer:
         self.named = model.named_parameters()
         self.params = [p for _, p in self.named]
         if self.world_size > 1:
-            ids = [dev.index] if dev.type == "cuda" else None
+            index = dev.index if dev.index is not None else torch.cuda.current_device()
+            ids = [index] if dev.type == "cuda" else None
             self.net = DistributedDataParallel(model.module, device_ids=ids)
         else:
             self.net = model.module
