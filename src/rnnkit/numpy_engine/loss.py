@@ -4,9 +4,10 @@
     L   = - sum_t mask_t * ln o_t[y_t]        (a SUM of nats; callers divide once)
     dL/d logits_t = mask_t * (o_t - onehot(y_t))
 
-Log-softmax is the stable one (subtract the row maximum before exp). The training path
-works in place on the (N, K) logits block so a vocabulary of tens of thousands never needs
-a second block of that size.
+Log-softmax is the stable one (subtract the row maximum before exp). The training path,
+`decoder_loss_backward`, runs decoder + softmax + their gradients over blocks of at most a
+few hundred rows, in place in one reused (R, K) buffer, so memory does not grow with T*B and
+a vocabulary of tens of thousands never needs a second block of that size.
 """
 
 from __future__ import annotations
