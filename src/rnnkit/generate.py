@@ -57,7 +57,7 @@ def _banned(vocab, K: int, allow_eos: bool) -> np.ndarray:
     return np.array(ban, dtype=np.int64)
 
 
-def _prime(model, context: list[int], batch: int):
+def prime(model, context: list[int], batch: int):
     """Run the context through the model; returns the state before its last token, and that token."""
     state = model.init_state(batch)
     if len(context) > 1:
@@ -72,9 +72,15 @@ def generate(model, vocab, prompt_ids: list[int], cfg: SampleConfig,
     cfg.validate()
     if cfg.beam > 0:
         return [beam_search(model, vocab, prompt_ids, cfg).ids]
+    state, cur = prime(model, [vocab.bos_id] + list(prompt_ids), cfg.num_samples)
+    return continue_from(model, vocab, state, cur, cfg, detokenize)
+
+
+def continue_from(model, vocab, state, cur: np.ndarray, cfg: SampleConfig,
+                  detokenize: Callable[[list[int]], str] | None = None) -> list[list[int]]:
+    """The sampling loop from a primed state: one recurrent step per new token."""
     rng = np.random.default_rng(cfg.seed)
-    B = cfg.num_samples
-    state, cur = _prime(model, [vocab.bos_id] + list(prompt_ids), B)
+    B = len(cur)
     out: list[list[int]] = [[] for _ in range(B)]
     done = np.zeros(B, dtype=bool)
     for t in range(cfg.max_len):
@@ -114,7 +120,7 @@ def beam_search(model, vocab, prompt_ids: list[int], cfg: SampleConfig) -> Hypot
     normalised score. Width 1 equals greedy decoding.
     """
     W, alpha = cfg.beam, cfg.length_penalty
-    state, cur = _prime(model, [vocab.bos_id] + list(prompt_ids), 1)
+    state, cur = prime(model, [vocab.bos_id] + list(prompt_ids), 1)
     beams = [Hypothesis([], 0.0, False)]
     finished: list[Hypothesis] = []
     for t in range(cfg.max_len):
