@@ -22,6 +22,7 @@ torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
 
 from rnnkit.config import ModelConfig, TrainConfig
+from rnnkit.errors import NonFiniteError
 from rnnkit.torch_engine import RNNLM, Trainer, distributed
 
 B, T, STEPS, WORLD = 3, 6, 5, 2
@@ -49,14 +50,26 @@ def windows(ids: np.ndarray, batch: int, rank: int, world: int):
         yield x, y, (y != BOS).astype(np.float32)
 
 
-def train(batch: int, rank: int, world: int) -> dict[str, np.ndarray]:
+def train(batch: int, rank: int, world: int, nonfinite_check: bool = False):
     model = RNNLM(MODEL, dtype=np.float64, seed=0, device="cpu")
     trainer = Trainer(model, TRAIN)
     state = None
     for x, y, mask in windows(stream(), batch, rank, world):
         _, _, state = trainer.step(x, y, mask, state)
     assert trainer.steps == STEPS
-    return model.state_dict()
+    weights = model.state_dict()
+    raised = False
+    if nonfinite_check:
+        # an Inf only on rank 1's replica: its local loss is Inf, rank 0's is finite; both
+        # ranks must raise (a rank raising alone would leave the other waiting in backward)
+        if rank == 1:
+            with torch.no_grad():
+                model.module.decoder.bias[0] = float("inf")
+        try:
+            trainer.step(x, y, mask, state)
+        except NonFiniteError as e:
+            raised = "step 6" in str(e)
+    return weights, raised
 
 
 def _worker(rank: int, port: int, out: str) -> None:
@@ -66,9 +79,9 @@ def _worker(rank: int, port: int, out: str) -> None:
     r, ws, local = distributed.init_distributed("cpu")
     assert (r, ws, local) == (rank, WORLD, rank)
     try:
-        weights = train(B, r, ws)
+        weights, raised = train(B, r, ws, nonfinite_check=True)
         total = distributed.all_reduce_sum(float(r + 1))
-        np.savez(os.path.join(out, f"rank{r}.npz"), total=total, **weights)
+        np.savez(os.path.join(out, f"rank{r}.npz"), total=total, raised=raised, **weights)
         if distributed.is_main():  # only rank 0 writes checkpoints
             open(os.path.join(out, "checkpoint-written-by-rank0"), "w").close()
         distributed.barrier()
@@ -108,10 +121,11 @@ def test_two_ranks_equal_one_rank_with_double_batch(tmp_path):
         for p in ctx.processes:
             if p.is_alive():
                 p.kill()
-    ref = train(WORLD * B, 0, 1)  # one process, both ranks' columns
+    ref, _ = train(WORLD * B, 0, 1)  # one process, both ranks' columns
     ranks = [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(WORLD)]
     for r in ranks:
         assert float(r.pop("total")) == 3.0  # all_reduce_sum(1) + all_reduce_sum(2)
+        assert bool(r.pop("raised"))  # NonFiniteError on both ranks
         for k in ref:
             np.testing.assert_allclose(r[k], ref[k], rtol=1e-10, atol=1e-13, err_msg=k)
     start = RNNLM(MODEL, dtype=np.float64, seed=0).state_dict()

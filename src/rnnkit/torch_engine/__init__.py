@@ -5,7 +5,14 @@ mixed precision on CUDA, DistributedDataParallel under torchrun) and the distrib
 Importing this package imports torch; the rest of rnnkit does not.
 """
 
-from .distributed import all_reduce_sum, barrier, cleanup, init_distributed, is_main
+from .distributed import (
+    all_reduce_sum,
+    all_reduce_sums,
+    barrier,
+    cleanup,
+    init_distributed,
+    is_main,
+)
 from .model import RNNLM, LMModule, resolve_device, resolve_dtype
 from .trainer import Trainer
 
@@ -14,6 +21,7 @@ __all__ = [
     "LMModule",
     "Trainer",
     "all_reduce_sum",
+    "all_reduce_sums",
     "barrier",
     "cleanup",
     "init_distributed",

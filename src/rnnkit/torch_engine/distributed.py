@@ -87,13 +87,18 @@ def barrier() -> None:
 
 def all_reduce_sum(value: float, device: str | torch.device | None = None) -> float:
     """Sum a Python number over all ranks (float64; the identity in a single process)."""
+    return all_reduce_sums([value], device)[0]
+
+
+def all_reduce_sums(values: list[float], device: str | torch.device | None = None) -> list[float]:
+    """Sum several Python numbers over all ranks in one collective (NaN/Inf propagate)."""
     if not is_initialized() or dist.get_world_size() == 1:
-        return float(value)
+        return [float(v) for v in values]
     if device is None:
         device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
-    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return float(t.item())
+    return [float(v) for v in t.tolist()]
 
 
 def cleanup() -> None:

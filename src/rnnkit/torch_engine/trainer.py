@@ -67,8 +67,9 @@ class Trainer:
         self.named = model.named_parameters()
         self.params = [p for _, p in self.named]
         if self.world_size > 1:
-            index = dev.index if dev.index is not None else torch.cuda.current_device()
-            ids = [index] if dev.type == "cuda" else None
+            ids = None
+            if dev.type == "cuda":
+                ids = [dev.index if dev.index is not None else torch.cuda.current_device()]
             self.net = DistributedDataParallel(model.module, device_ids=ids)
         else:
             self.net = model.module
@@ -108,20 +109,22 @@ class Trainer:
             logits = logits.float()
         loss_sum, n = model.loss_terms(logits, y, mask)
         count = float(n if self.train.loss_reduction == "token" else x.shape[1])
+        loss_val = float(loss_sum.detach())
         if self.world_size > 1:
-            total = distributed.all_reduce_sum(count, device=model.device)
+            # one collective: the global count, and the global loss so that every rank
+            # agrees on raising NonFiniteError (a rank raising alone would hang the others)
+            total, global_loss = distributed.all_reduce_sums([count, loss_val], model.device)
             scale = self.world_size / total if total > 0 else 0.0
         else:
-            scale = 1.0 / count if count > 0 else 0.0
+            global_loss, scale = loss_val, (1.0 / count if count > 0 else 0.0)
+        if not math.isfinite(global_loss):
+            raise NonFiniteError(f"step {step_no}: loss is {global_loss} (non-finite); "
+                                 "weights left unchanged")
         objective = loss_sum * scale
         if self.scaler is not None:
             self.scaler.scale(objective).backward()
         else:
             objective.backward()
-        loss_val = float(loss_sum.detach())
-        if not math.isfinite(loss_val):
-            raise NonFiniteError(f"step {step_no}: loss is {loss_val} (non-finite); "
-                                 "weights left unchanged")
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         for p in self.params:
