@@ -104,7 +104,7 @@ def load_recipe(name: str) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: invalid TOML ({e})") from None
-    allowed = set(RECIPE_SECTIONS) | {"corpus", "valid", "description", "target"}
+    allowed = set(RECIPE_SECTIONS) | {"corpus", "valid", "test", "description", "target"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})")

@@ -1,0 +1,103 @@
+"""Run a training recipe by name and record where it lands against its published target.
+
+    python benchmarks/quality.py ptb-small [--max-minutes M] [--device cpu] [--out runs/ptb-small] [--no-record]
+
+Trains with the recipe (recipes/NAME.toml), evaluates the best model on the recipe's `test`
+split when it names one (stream mode, as PTB results are reported), else reports the
+validation loss, and appends a row to the table at the end of benchmarks/RESULTS.md:
+metric, value, target, wall time, training tokens/s, device, the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from rnnkit import api  # noqa: E402
+from rnnkit.cli_train import load_recipe  # noqa: E402
+from rnnkit.config import TokenizerConfig, TrainConfig  # noqa: E402
+from rnnkit.data import read_sentences, stream_ids  # noqa: E402
+from rnnkit.evaluate import evaluate_stream  # noqa: E402
+from rnnkit.train import train  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+
+
+def device_name(engine: str, device: str) -> str:
+    cpu = f"{platform.machine()} CPU x{__import__('os').cpu_count()}"
+    if engine != "torch":
+        return cpu
+    import torch
+
+    if device in ("cuda", "auto") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{cpu}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("recipe")
+    ap.add_argument("--max-minutes", type=float, default=None, help="override the recipe's time budget")
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--out", default=None, help="run directory (default runs/RECIPE)")
+    ap.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    args = ap.parse_args(argv)
+
+    r = load_recipe(args.recipe)
+    tcfg = dict(r.get("train", {}))
+    if args.max_minutes is not None:
+        tcfg["max_minutes"] = args.max_minutes
+    if args.epochs is not None:
+        tcfg["epochs"] = args.epochs
+    if args.device is not None:
+        tcfg["device"] = args.device
+    cfg = TrainConfig(**tcfg)
+    tok = TokenizerConfig(**r.get("tokenizer", {}))
+    out = Path(args.out or ROOT / "runs" / args.recipe)
+    t0 = time.perf_counter()
+    res = train(r["corpus"], out, valid=r.get("valid"), model=dict(r.get("model", {})), tokenizer=tok, config=cfg)
+    wall = time.perf_counter() - t0
+    target = r.get("target", {})
+    if r.get("test"):
+        lm = api.load(out, engine=cfg.engine, device=cfg.device)
+        sents = read_sentences(r["test"], level=tok.level)
+        enc = [__import__("numpy").asarray(lm.vocab.encode(lm.tokenizer.tokenize(s))) for s in sents]
+        ev = evaluate_stream(lm.model, stream_ids(enc, lm.vocab), lm.vocab, cfg.eval_batch_size)
+        metric, value = "test_ppl", ev.ppl
+        extra = f"valid ppl {res.valid.ppl:.2f}; {ev.count:,} test tokens"
+    elif tok.level == "char":
+        metric, value = "valid_loss", res.valid.loss
+        extra = f"{res.valid.bpc:.3f} bits/char; {res.valid.count:,} valid chars"
+    else:
+        metric, value = "valid_ppl", res.valid.ppl
+        extra = ""
+    ok = (value <= target["max"] if "max" in target else None)
+    in_time = (wall <= target["max_seconds"] if "max_seconds" in target else None)
+    tok_s = res.tokens / res.seconds
+    dev = device_name(cfg.engine, cfg.device)
+    cmd = "python benchmarks/quality.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    print(f"\n{args.recipe}: {metric} {value:.4f} (target {target.get('max', '-')}{' met' if ok else ' NOT met' if ok is False else ''}); "
+          f"wall {wall:.0f} s (limit {target.get('max_seconds', '-')}{'' if in_time in (None, True) else ', over'}); "
+          f"{tok_s:,.0f} train tok/s; {res.steps:,} steps, stopped by {res.stopped}; {dev}")
+    if not args.no_record:
+        row = (f"| {dt.date.today()} | {args.recipe} | {metric} | {value:.3f} | {target.get('max', '-')}"
+               f"{' ok' if ok else ' missed' if ok is False else ''} | {wall:.0f}"
+               f"{' (limit ' + str(target['max_seconds']) + ')' if 'max_seconds' in target else ''} | {tok_s:,.0f} | "
+               f"{dev} | `{cmd}` | {extra} |\n")
+        with open(RESULTS, "a", encoding="utf-8") as f:
+            f.write(row)
+        print(f"recorded in {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
