@@ -40,3 +40,33 @@ def test_torch_trained_model_scores_the_same_in_numpy(tmp_path, capsys, cell):
         assert main(["generate", str(out), "--engine", engine, "--device", "cpu", "--seed", "4", "-n", "3"]) == 0
         gens[engine] = capsys.readouterr().out
     assert gens["torch"] == gens["numpy"]
+
+
+def test_torchrun_two_cpu_processes_train_through_the_cli(tmp_path):
+    """`torchrun --nproc-per-node 2 -m rnnkit train ... --engine torch` (gloo): one writer, one report."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import rnnkit
+
+    torchrun = shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun not on PATH")
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(TINY_CORPUS * 20) + "\n")
+    out = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                           "--master-addr", "127.0.0.1", "--master-port", "0", "-m", "rnnkit", "train", str(corpus),
+                           "--out", str(out), "--engine", "torch", "--device", "cpu", "--hidden", "8", "--embed", "8",
+                           "--epochs", "2", "--batch-size", "2", "--seq-len", "6", "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("done (") == 1  # only rank 0 reports
+    assert "2 processes" in proc.stderr
+    valid_rows = [line for line in (out / "metrics.jsonl").read_text().splitlines() if '"valid"' in line]
+    assert len(valid_rows) == 2  # only rank 0 writes metrics
+    assert len(rnnkit.load(out).vocab) > 10

@@ -47,6 +47,8 @@ def cmd_train(args) -> int:
     kw = resolve_train_args(args)
     res = train(kw["corpus"], args.out, valid=kw["valid"], model=kw["model"], tokenizer=kw["tokenizer"],
                 config=kw["config"], resume=args.resume, progress=not args.quiet)
+    if not res.is_main:
+        return 0
     level = kw["tokenizer"].level
     metric = (f"valid loss {res.valid.loss:.4f} nats/char ({res.valid.bpc:.3f} bits/char)" if level == "char"
               else f"valid perplexity {res.valid.ppl:,.2f}")

@@ -95,6 +95,7 @@ class TrainResult:
     seconds: float
     stopped: str  # epochs | max_steps | max_minutes | early_stop
     history: list[dict] = field(default_factory=list)
+    is_main: bool = True  # rank 0 of a distributed run (the one that writes and reports)
 
 
 class _Progress:
@@ -290,7 +291,11 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
     seconds = time.perf_counter() - t_start
     if best is None:
         raise ConfigError("no training happened (--epochs 0?)")
-    return TrainResult(out, best, unigram, st["step"], st["tokens"], seconds, stopped, history)
+    if world > 1:
+        from .torch_engine.distributed import cleanup
+
+        cleanup()
+    return TrainResult(out, best, unigram, st["step"], st["tokens"], seconds, stopped, history, is_main=main)
 
 
 def _sentence_step(trainer, lm, x, y, mask, cfg: TrainConfig, rank: int, world: int):
