@@ -59,8 +59,8 @@ def test_torchrun_two_cpu_processes_train_through_the_cli(tmp_path):
     corpus.write_text("\n".join(TINY_CORPUS * 20) + "\n")
     out = tmp_path / "ddp"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                           "--master-addr", "127.0.0.1", "--master-port", "0", "-m", "rnnkit", "train", str(corpus),
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "rnnkit", "train", str(corpus),
                            "--out", str(out), "--engine", "torch", "--device", "cpu", "--hidden", "8", "--embed", "8",
                            "--epochs", "2", "--batch-size", "2", "--seq-len", "6", "--quiet"],
                           env=env, capture_output=True, text=True, timeout=240)
