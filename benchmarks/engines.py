@@ -36,10 +36,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from rnnkit import torch_engine
+from rnnkit import numpy_engine, torch_engine
 from rnnkit.config import ModelConfig, TrainConfig
-from rnnkit.numpy_engine.model import RNNLM as NumpyRNNLM
-from rnnkit.numpy_engine.trainer import Trainer as NumpyTrainer
 
 # name, model config kwargs, batch, seq, optimizer, lr
 MODELS = [
@@ -113,7 +111,7 @@ def engine_stepper(engine: str, c: ModelConfig, opt: str, lr: float, device: str
                    amp: str = "off"):
     tc = TrainConfig(optimizer=opt, lr=lr, clip=5.0, amp=amp, device=device)
     if engine == "numpy":
-        tr = NumpyTrainer(NumpyRNNLM(c, seed=0), tc)
+        tr = numpy_engine.Trainer(numpy_engine.RNNLM(c, seed=0), tc)
     else:
         tr = torch_engine.Trainer(torch_engine.RNNLM(c, seed=0, device=device), tc)
     state = {"s": None}
@@ -126,15 +124,18 @@ def engine_stepper(engine: str, c: ModelConfig, opt: str, lr: float, device: str
 
 def time_many(steppers: dict, wins, reps: int, warmup: int, device: str) -> dict[str, float]:
     """Median training tokens/s of each stepper over `reps` passes of the windows. The
-    steppers take turns within each repetition, so load from other processes on a shared
-    machine hits them alike; each first runs `warmup` steps (allocator, caches)."""
+    steppers take turns within each repetition, in a rotating order, so load from other
+    processes on a shared machine and after-effects of the previous stepper (freed memory,
+    caches) hit them alike; each first runs `warmup` steps (allocator, caches)."""
     T, B = wins[0][0].shape
     for step in steppers.values():
         for x, y in wins[:warmup]:
             step(x, y)
     rates: dict[str, list[float]] = {k: [] for k in steppers}
-    for _ in range(reps):
-        for name, step in steppers.items():
+    names = list(steppers)
+    for rep in range(reps):
+        for name in names[rep % len(names):] + names[:rep % len(names)]:  # rotate the order
+            step = steppers[name]
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
@@ -209,12 +210,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps and reps; numpy skips 650")
     ap.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
-    ap.add_argument("--reps", type=int, default=0, help="repetitions (default 5, --quick 3)")
+    ap.add_argument("--reps", type=int, default=0, help="repetitions (default 6, --quick 3)")
     ap.add_argument("--models", default="", help="comma-separated subset of model names")
     ap.add_argument("--gpu-batch", type=int, default=256, help="our batch in the GPU comparison")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "engines.json"))
     args = ap.parse_args(argv)
-    args.reps = args.reps or (3 if args.quick else 5)
+    args.reps = args.reps or (3 if args.quick else 6)
     cuda = torch.cuda.is_available() and args.device in ("cuda", "auto")
     devices = (["cpu"] if args.device != "cuda" else []) + (["cuda"] if cuda else [])
     if args.device == "cuda" and not cuda:

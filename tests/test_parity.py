@@ -13,19 +13,11 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("rnnkit.numpy_engine.model")
+numpy_engine = pytest.importorskip("rnnkit.numpy_engine")
 
 from rnnkit import torch_engine
 from rnnkit.config import ModelConfig, TrainConfig
 from rnnkit.params import init_params
-
-
-class numpy_engine:
-    from rnnkit.numpy_engine.model import RNNLM
-    try:
-        from rnnkit.numpy_engine.trainer import Trainer
-    except ImportError:
-        pass
 
 K, D, H = 17, 8, 8
 CASES = [(cell, nl, tie) for cell, nl in [("rnn", "tanh"), ("rnn", "relu"), ("gru", "tanh"),
@@ -131,12 +123,6 @@ def test_state_dict_crosses_engines(cell, dtype):
     assert all(np.array_equal(v, a.state_dict()[k]) for k, v in c2.state_dict().items())
 
 
-def _trainer_or_skip():
-    if not hasattr(numpy_engine, "Trainer"):
-        pytest.skip("numpy_engine.Trainer not available yet")
-    return numpy_engine.Trainer
-
-
 @pytest.mark.parametrize("opt,lr,wd,clip,red", [
     ("sgd", 0.5, 0.0, 5.0, "token"),
     ("sgd", 0.3, 0.01, 0.05, "sentence"),
@@ -147,11 +133,10 @@ def _trainer_or_skip():
 ])
 @pytest.mark.parametrize("cell,tie", [("lstm", True), ("gru", False), ("rnn", False)])
 def test_trainer_steps_match(opt, lr, wd, clip, red, cell, tie):
-    NpTrainer = _trainer_or_skip()
     c = cfg(cell, "tanh", tie)
     npm, tm = pair(c, np.float64, seed=2)
     tc = TrainConfig(optimizer=opt, lr=lr, weight_decay=wd, clip=clip, loss_reduction=red)
-    ta, tb = NpTrainer(npm, tc), torch_engine.Trainer(tm, tc)
+    ta, tb = numpy_engine.Trainer(npm, tc), torch_engine.Trainer(tm, tc)
     sa = sb = None
     for i in range(4):
         x, y, mask = data(T=5, B=3, seed=10 + i)
