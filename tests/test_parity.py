@@ -149,3 +149,25 @@ def test_trainer_steps_match(opt, lr, wd, clip, red, cell, tie):
     for k in wa:
         np.testing.assert_allclose(wa[k], wb[k], rtol=1e-9, atol=1e-12, err_msg=k)
     assert_state_close(sa, sb, TOL[np.float64])
+
+
+@pytest.mark.parametrize("opt", ["sgd", "rmsprop", "adam"])
+def test_resume_numpy_trainer_state_in_torch_engine(opt):
+    c = cfg("gru", "tanh", False)
+    npm, tm = pair(c, np.float64, seed=4)
+    tc = TrainConfig(optimizer=opt, lr=0.01, clip=1.0)
+    ta = numpy_engine.Trainer(npm, tc)
+    s = None
+    for i in range(2):
+        _, _, s = ta.step(*data(T=5, B=3, seed=20 + i), s)
+    tm.load_state_dict(npm.state_dict())
+    tb = torch_engine.Trainer(tm, tc)
+    tb.load_state_dict(ta.state_dict())  # the numpy engine's names
+    assert tb.steps == 2
+    sa = sb = s
+    for i in range(2, 4):
+        _, _, sa = ta.step(*data(T=5, B=3, seed=20 + i), sa)
+        _, _, sb = tb.step(*data(T=5, B=3, seed=20 + i), sb)
+    wa, wb = npm.state_dict(), tm.state_dict()
+    for k in wa:
+        np.testing.assert_allclose(wa[k], wb[k], rtol=1e-9, atol=1e-12, err_msg=k)

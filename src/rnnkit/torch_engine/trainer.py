@@ -25,11 +25,13 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from ..config import TrainConfig
-from ..errors import ConfigError, NonFiniteError
+from ..errors import CheckpointError, ConfigError, NonFiniteError
 from . import distributed
 from .model import RNNLM
 
 _MOMENTS = {"sgd": (), "rmsprop": ("square_avg",), "adam": ("exp_avg", "exp_avg_sq")}
+# the numpy engine's optimizer slot names -> torch.optim's
+_FROM_NUMPY = {"sgd": {}, "rmsprop": {"v": "square_avg"}, "adam": {"m": "exp_avg", "v": "exp_avg_sq"}}
 
 
 def _grad_scaler():
@@ -177,10 +179,26 @@ class Trainer:
             out["amp.growth_tracker"] = np.asarray(sc["_growth_tracker"], dtype=np.int64)
         return out
 
+    def _from_numpy_names(self, d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The numpy engine's trainer state (step, lr, optimizer.m.<p>, optimizer.v.<p>) in
+        this engine's names. Its dropout RNG (a numpy Generator) does not carry over."""
+        out = {"optim.step": d["step"]}
+        if "lr" in d:
+            out["optim.lr"] = d["lr"]
+        rename = _FROM_NUMPY[self.train.optimizer]
+        for k, v in d.items():
+            parts = k.split(".", 2)
+            if len(parts) == 3 and parts[0] == "optimizer" and parts[1] in rename:
+                out[f"optim.{rename[parts[1]]}.{parts[2]}"] = v
+        return out
+
     def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
-        """Restore what state_dict() wrote; moments missing for a parameter start at zero."""
+        """Restore what state_dict() wrote (or the numpy engine's Trainer.state_dict(), for
+        switching engines mid-run); moments missing for a parameter start at zero."""
+        if "optim.step" not in d and "step" in d:
+            d = self._from_numpy_names(d)
         if "optim.step" not in d:
-            raise ConfigError("trainer state: optim.step is missing")
+            raise CheckpointError("trainer state: optim.step is missing")
         self.steps = int(np.asarray(d["optim.step"]))
         if "optim.lr" in d:
             self.lr = float(np.asarray(d["optim.lr"]))
@@ -192,7 +210,7 @@ class Trainer:
             if moments:
                 for k, v in moments.items():
                     if tuple(v.shape) != tuple(p.shape):
-                        raise ConfigError(f"trainer state: optim.{k}.{name} has shape "
+                        raise CheckpointError(f"trainer state: optim.{k}.{name} has shape "
                                           f"{tuple(v.shape)}, expected {tuple(p.shape)}")
                 moments["step"] = torch.tensor(float(self.steps))
                 state[i] = moments
