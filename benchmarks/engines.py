@@ -190,14 +190,15 @@ def gpu_compare(args):
 def table(rows, devices) -> str:
     cols = ["numpy"] + [f"{e}-{d}" for d in devices for e in ("torch", "plain")]
     head = f"{'model':16s} {'B x T':>8s} " + " ".join(f"{c:>12s}" for c in cols)
-    head += f" {'torch/plain':>11s} {'numpy/torch':>11s}"
-    lines = [head + "   (training tokens/s, median)", "-" * len(head)]
+    head += "".join(f" {'t/p ' + d:>9s}" for d in devices) + f" {'numpy/torch':>11s}"
+    lines = [head + "   (training tokens/s, median; t/p = torch engine / plain loop)",
+             "-" * len(head)]
     for r in rows:
         t = r["tokens_per_s"]
         cells = " ".join(f"{t[c]:12,.0f}" if c in t else f"{'skipped':>12s}" for c in cols)
-        ratio = r["ratios"].get(f"torch/plain-{devices[-1]}", float("nan"))
+        ratios = "".join(f" {r['ratios'][f'torch/plain-{d}']:9.2f}" for d in devices)
         nt = r["ratios"].get("numpy/torch-cpu")
-        lines.append(f"{r['model']:16s} {r['batch']:>3d} x {r['seq']:<3d} {cells} {ratio:11.2f} "
+        lines.append(f"{r['model']:16s} {r['batch']:>3d} x {r['seq']:<3d} {cells}{ratios} "
                      + (f"{nt:11.2f}" if nt is not None else f"{'-':>11s}"))
         if "torch-cuda" in t:
             lines.append(f"{'':16s} TFLOP/s torch-cuda {r['tflops']['torch-cuda']:.2f}, "
@@ -229,7 +230,7 @@ def main(argv=None) -> int:
         rows.append(run_model(name, kw, B, T, opt, lr, args, devices))
         print(f"done {name}", file=sys.stderr)
     print(table(rows, devices))
-    result = {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+    result = {"command": " ".join(["python", "benchmarks/engines.py"] + sys.argv[1:]),
               "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
               "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
               "gpu": torch.cuda.get_device_name() if cuda else None, "quick": args.quick,

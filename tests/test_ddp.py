@@ -22,7 +22,7 @@ torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
 
 from rnnkit.config import ModelConfig, TrainConfig
-from rnnkit.errors import NonFiniteError
+from rnnkit.errors import ConfigError, NonFiniteError
 from rnnkit.torch_engine import RNNLM, Trainer, distributed
 
 B, T, STEPS, WORLD = 3, 6, 5, 2
@@ -103,6 +103,18 @@ def test_init_distributed_without_torchrun(monkeypatch):
     assert distributed.is_main() and distributed.all_reduce_sum(2.5) == 2.5
     distributed.barrier()
     distributed.cleanup()
+
+
+def test_init_distributed_needs_torchrun_rendezvous(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    with pytest.raises(ConfigError, match="MASTER_ADDR is not set: launch with torchrun"):
+        distributed.init_distributed("cpu")
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ConfigError, match="WORLD_SIZE must be an integer"):
+        distributed.init_distributed("cpu")
+    assert not dist.is_initialized()
 
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
