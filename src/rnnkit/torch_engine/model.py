@@ -24,6 +24,7 @@ from torch import nn
 from ..config import ModelConfig
 from ..errors import CheckpointError, ConfigError
 from ..params import init_params, param_shapes
+from .fused import fused_linear_cross_entropy
 
 _DTYPES = {
     "float32": torch.float32, "float64": torch.float64,
@@ -81,15 +82,23 @@ class LMModule(nn.Module):
         if config.tie_weights:
             self.decoder.weight = self.embedding.weight
 
-    def forward(self, x: torch.Tensor, hidden: Any = None) -> tuple[torch.Tensor, Any]:
-        """x (T, B) int64 -> logits (T, B, K) and the new hidden ((L, B, H) or an (h, c) pair)."""
+    def forward(self, x: torch.Tensor, hidden: Any = None, y: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:
+        """x (T, B) int64 -> logits (T, B, K) and the new hidden ((L, B, H) or an (h, c) pair).
+
+        With targets y (T, B) and mask (T, B): the summed masked cross-entropy instead of the
+        logits, through the fused chunked decoder (for CPU training; see fused.py)."""
         emb = self.embedding(x)
         if self.embed_drop.p > 0:
             emb = self.embed_drop(emb)
         out, hidden = self.rnn(emb, hidden)
         if self.out_drop.p > 0:
             out = self.out_drop(out)
-        return self.decoder(out), hidden
+        if y is None:
+            return self.decoder(out), hidden
+        h = out.reshape(-1, out.shape[-1])
+        return fused_linear_cross_entropy(h, self.decoder.weight, self.decoder.bias, y.reshape(-1),
+                                          mask.reshape(-1)), hidden
 
     def export_names(self) -> list[str]:
         """Names of the exported parameters, in param_shapes order."""

@@ -105,11 +105,17 @@ class Trainer:
         model, step_no = self.model, self.steps + 1
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
-            logits, hidden = self.net(model._ids(x), model.pack_state(state, x.shape[1]))
-        if self._autocast_dtype is not None:
-            logits = logits.float()
-        loss_sum, n = model.loss_terms(logits, y, mask)
+        if model.device.type == "cpu":  # fused chunked decoder + loss: the logits are never stored whole
+            m = np.ones(x.shape, dtype=np.float32) if mask is None else np.asarray(mask, dtype=np.float32)
+            loss_sum, hidden = self.net(model._ids(x), model.pack_state(state, x.shape[1]), y=model._ids(y, "y"),
+                                        mask=torch.as_tensor(m, device=model.device))
+            n = int(np.count_nonzero(m))
+        else:
+            with self._autocast():
+                logits, hidden = self.net(model._ids(x), model.pack_state(state, x.shape[1]))
+            if self._autocast_dtype is not None:
+                logits = logits.float()
+            loss_sum, n = model.loss_terms(logits, y, mask)
         count = float(n if self.train.loss_reduction == "token" else x.shape[1])
         loss_val = float(loss_sum.detach())
         if self.world_size > 1:
