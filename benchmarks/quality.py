@@ -21,12 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from rnnkit import api  # noqa: E402
-from rnnkit.cli_train import load_recipe  # noqa: E402
-from rnnkit.config import TokenizerConfig, TrainConfig  # noqa: E402
-from rnnkit.data import read_sentences, stream_ids  # noqa: E402
-from rnnkit.evaluate import evaluate_stream  # noqa: E402
-from rnnkit.train import train  # noqa: E402
+from rnnkit import api
+from rnnkit.cli_train import load_recipe
+from rnnkit.config import TokenizerConfig, TrainConfig
+from rnnkit.data import read_sentences, stream_ids
+from rnnkit.evaluate import evaluate_stream
+from rnnkit.train import train
 
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 

@@ -29,13 +29,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from rnnkit.api import LanguageModel  # noqa: E402
-from rnnkit.checkpoint import Checkpoint  # noqa: E402
-from rnnkit.config import ModelConfig, SampleConfig, TokenizerConfig  # noqa: E402
-from rnnkit.data import read_sentences  # noqa: E402
-from rnnkit.generate import continue_from, prime  # noqa: E402
-from rnnkit.params import init_params  # noqa: E402
-from rnnkit.text import Vocab, WordTokenizer  # noqa: E402
+from rnnkit.api import LanguageModel
+from rnnkit.checkpoint import Checkpoint
+from rnnkit.config import ModelConfig, SampleConfig, TokenizerConfig
+from rnnkit.data import read_sentences
+from rnnkit.errors import RnnkitError
+from rnnkit.generate import continue_from, prime
+from rnnkit.params import init_params
+from rnnkit.text import Vocab, WordTokenizer
 
 
 def engines() -> list[tuple[str, str]]:
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
         train = read_sentences("ptb", level="word")
         test = read_sentences("ptb:test", level="word")
         source = "PTB test"
-    except Exception as e:  # no shared data: synthetic sentences of PTB-like lengths
+    except RnnkitError as e:  # no shared data: synthetic sentences of PTB-like lengths
         print(f"(PTB not found: {e}; using synthetic sentences)")
         rng = np.random.default_rng(0)
         words = [f"w{i}" for i in range(9997)]
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
         lm = build(engine, device, vocab)
         lm.score_sentences(test[:64], batch_size=128)  # warm-up
         scores = []
-        t = median_time(lambda: scores.append(lm.score_sentences(test, batch_size=128)), reps)
+        t = median_time(lambda lm=lm, scores=scores: scores.append(lm.score_sentences(test, batch_size=128)), reps)
         ntok = sum(s.num_scored for s in scores[0])
         name = f"{engine}-{device}"
         print(f"{name:<12}{t:>10.2f}{len(test) / t:>12,.0f}{ntok / t:>12,.0f}")
@@ -113,7 +114,7 @@ def main(argv=None) -> int:
         per_tok = {}
         for L in (10, 100, 1000):
             state, cur = prime(lm.model, [vocab.bos_id] + prompt_all[:L], 1)  # the prompt, run once
-            per_tok[L] = median_time(lambda: continue_from(lm.model, vocab, state, cur, cfg), reps) / new
+            per_tok[L] = median_time(lambda m=lm.model, s=state, c=cur: continue_from(m, vocab, s, c, cfg), reps) / new
         name = f"{engine}-{device}"
         ratio = per_tok[1000] / per_tok[10]
         print(f"{name:<12}{per_tok[10] * 1e3:>10.3f}{per_tok[100] * 1e3:>10.3f}{per_tok[1000] * 1e3:>11.3f}{ratio:>9.2f}")

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from rnnkit.cli import main
-
 from conftest import make_model_dir
+from rnnkit.cli import main
 
 
 def run_err(capsys, *argv) -> tuple[int, str]:

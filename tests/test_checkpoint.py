@@ -8,10 +8,9 @@ import os
 import numpy as np
 import pytest
 
+from conftest import make_model_dir
 from rnnkit import checkpoint
 from rnnkit.errors import CheckpointError
-
-from conftest import make_model_dir
 
 
 def test_round_trip_is_exact(tmp_path):

@@ -10,9 +10,8 @@ import sys
 import pytest
 
 import rnnkit
+from conftest import TINY_CORPUS
 from rnnkit.cli import main
-
-from conftest import TINY_CORPUS, make_model_dir
 
 
 def run(capsys, *argv, stdin: str | None = None):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rnnkit.cli import main
-
 from conftest import TINY_CORPUS
+from rnnkit.cli import main
 
 
 def test_plot_writes_png(tmp_path, capsys):

@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import TINY_CORPUS
 from rnnkit import checkpoint
 from rnnkit.cli import main
 from rnnkit.numpy_engine import RNNLM
-
-from conftest import TINY_CORPUS
 
 ARGS = ["--cell", "lstm", "--hidden", "16", "--embed", "16", "--batch-size", "4", "--seq-len", "6", "--quiet",
         "--lr", "0.01", "--checkpoint-every", "2", "--seed", "3"]

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 import rnnkit
+from conftest import TINY_CORPUS, make_model_dir
 from rnnkit.api import LanguageModel
 from rnnkit.numpy_engine import RNNLM
 from rnnkit.score import Summary, score_sentences
-
-from conftest import TINY_CORPUS, make_model_dir
 
 SENTS = TINY_CORPUS + ["the cat saw a zebra .", "", "dog"]
 

@@ -8,10 +8,10 @@ Public API:
 
 __version__ = "0.1.0"
 
-from .api import LanguageModel, load  # noqa: E402
-from .config import ModelConfig, SampleConfig, TokenizerConfig, TrainConfig  # noqa: E402
-from .errors import RnnkitError  # noqa: E402
-from .train import train  # noqa: E402
+from .api import LanguageModel, load
+from .config import ModelConfig, SampleConfig, TokenizerConfig, TrainConfig
+from .errors import RnnkitError
+from .train import train
 
 __all__ = ["LanguageModel", "ModelConfig", "RnnkitError", "SampleConfig", "TokenizerConfig", "TrainConfig",
            "__version__", "load", "train"]

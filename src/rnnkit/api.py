@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from . import checkpoint
 from .config import SampleConfig
@@ -38,7 +38,7 @@ class LanguageModel:
         self.model = build_model(engine, ck.model, ck.params, device=device)
 
     @classmethod
-    def load(cls, path: str | Path, engine: str = "numpy", device: str = "auto") -> "LanguageModel":
+    def load(cls, path: str | Path, engine: str = "numpy", device: str = "auto") -> LanguageModel:
         return cls(checkpoint.load(path), engine=engine, device=device, path=Path(path))
 
     def __repr__(self) -> str:

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import __version__
 from .config import ModelConfig, TokenizerConfig
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, RnnkitError
 from .params import param_shapes
 from .text import Vocab
 
@@ -93,6 +93,7 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, np.ndarray], metada
 
 def load_tensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read a safetensors file; any damage becomes a CheckpointError naming the file."""
+    from safetensors import SafetensorError
     from safetensors.numpy import load
 
     path = Path(path)
@@ -103,7 +104,7 @@ def load_tensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path}: file is truncated ({len(data)} bytes)")
     try:
         return dict(load(data))
-    except Exception as e:  # safetensors raises its own error types for bad headers / sizes
+    except (SafetensorError, ValueError, OSError) as e:  # bad header, sizes, dtypes
         raise CheckpointError(f"{path}: not a valid safetensors file ({_one_line(e)}); it may be truncated or corrupt") from None
 
 
@@ -222,7 +223,7 @@ def load(model_dir: str | os.PathLike) -> Checkpoint:
     tokens = _read_json(vpath)
     try:
         vocab = Vocab.from_list(tokens)
-    except Exception as e:
+    except RnnkitError as e:
         raise CheckpointError(f"{vpath}: {_one_line(e)}") from None
     if len(vocab) != model_cfg.vocab_size:
         raise CheckpointError(f"{vpath}: has {len(vocab)} tokens but config.json says vocab_size {model_cfg.vocab_size}")

@@ -8,9 +8,10 @@ and sections [model], [tokenizer], [train] whose keys are the config dataclass f
 from __future__ import annotations
 
 import argparse
-import tomllib
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from .config import ModelConfig, TokenizerConfig, TrainConfig
 from .errors import ConfigError

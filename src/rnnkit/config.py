@@ -68,7 +68,7 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "model config") -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any], where: str = "model config") -> ModelConfig:
         return _from_dict(cls, d, where)
 
 
@@ -91,7 +91,7 @@ class TokenizerConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "tokenizer config") -> "TokenizerConfig":
+    def from_dict(cls, d: dict[str, Any], where: str = "tokenizer config") -> TokenizerConfig:
         return _from_dict(cls, d, where)
 
 
@@ -151,7 +151,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "train config") -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any], where: str = "train config") -> TrainConfig:
         return _from_dict(cls, d, where)
 
 

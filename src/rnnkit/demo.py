@@ -53,7 +53,7 @@ def run_demo(out: Path, minutes: float = 1.0, engine: str = "numpy", device: str
     say(f"The model is in {out}/ (config.json, vocab.json, model.safetensors, metrics.jsonl). Try next:")
     say(f"  rnnkit generate {out} --prompt \"the list\" --num-samples 3 --temperature 0.7")
     say(f"  echo \"{GOOD}\" | rnnkit score {out} - --per-token")
-    say(f"  rnnkit gradcheck --cell lstm --layers 2")
-    say(f"  rnnkit train --help")
+    say("  rnnkit gradcheck --cell lstm --layers 2")
+    say("  rnnkit train --help")
     say(f"(demo took {time.perf_counter() - t0:.0f} s)")
     return 0 if better else 1

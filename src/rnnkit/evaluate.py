@@ -94,4 +94,4 @@ def unigram_baseline(train_ids: np.ndarray, eval_ids: np.ndarray, vocab: Vocab) 
     logp = np.log(counts / counts.sum(), where=counts > 0, out=np.full(K, -np.inf))
     targets = eval_ids[1:]
     targets = targets[targets != vocab.bos_id]
-    return EvalResult(float(-logp[targets].sum()), int(len(targets)))
+    return EvalResult(float(-logp[targets].sum()), len(targets))

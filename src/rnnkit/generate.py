@@ -7,8 +7,8 @@ each new token costs one recurrent step whatever the length so far.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

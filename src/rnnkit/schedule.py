@@ -26,7 +26,7 @@ class Schedule:
     prev_train_loss: float = math.inf
 
     @classmethod
-    def from_config(cls, cfg: TrainConfig, total_steps: int) -> "Schedule":
+    def from_config(cls, cfg: TrainConfig, total_steps: int) -> Schedule:
         return cls(cfg.schedule, cfg.lr, cfg.lr_decay, cfg.warmup_steps, max(1, total_steps))
 
     def lr_at(self, step: int) -> float:
@@ -60,7 +60,7 @@ class Schedule:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Schedule":
+    def from_dict(cls, d: dict) -> Schedule:
         d = dict(d)
         d["prev_train_loss"] = math.inf if d.get("prev_train_loss") is None else d["prev_train_loss"]
         return cls(**d)

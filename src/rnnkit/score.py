@@ -86,7 +86,7 @@ def score_sentences(model, vocab, tokenizer, sentences: list[str], *, bos: bool 
         toks = tokenizer.tokenize(text)
         ids = vocab.encode(toks)
         seq = ([vocab.bos_id] if bos else []) + ids + ([vocab.eos_id] if eos else [])
-        names = ([] if bos else []) + toks + (["</s>"] if eos else [])
+        names = toks + (["</s>"] if eos else [])
         oovs = [i == vocab.unk_id for i in ids] + ([False] if eos else [])
         if not bos:  # the first word is context only
             names, oovs = names[1:], oovs[1:]
@@ -130,7 +130,7 @@ class Summary:
     scored_eos: int  # </s> predictions counted
 
     @classmethod
-    def of(cls, scores: list[SentenceScore]) -> "Summary":
+    def of(cls, scores: list[SentenceScore]) -> Summary:
         words = sum(s.num_words for s in scores)
         scored_eos = sum(1 for s in scores for t in s.tokens if t.token == "</s>" and t.scored)
         scored = sum(s.num_scored for s in scores)

@@ -15,9 +15,10 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -65,14 +66,14 @@ def prepare_corpus(corpus: str, valid: str | None, tok_cfg: TokenizerConfig, cfg
                    vocab: Vocab | None = None) -> Corpus:
     """Read, split off validation (a --valid file, the dataset's own split, or the last
     valid_fraction of sentences), tokenize and build the vocabulary from training data only."""
-    read = dict(format=cfg.corpus_format, csv_column=cfg.csv_column, level=tok_cfg.level)
+    read = {"format": cfg.corpus_format, "csv_column": cfg.csv_column, "level": tok_cfg.level}
     train_sents = read_sentences(corpus, **read)
     if valid is not None:
         valid_sents, valid_source = read_sentences(valid, **read), str(valid)
     elif (split := valid_split_of(corpus)) is not None:
         valid_sents, valid_source = read_sentences(split, **read), split
     else:
-        n_valid = max(1, int(round(len(train_sents) * cfg.valid_fraction)))
+        n_valid = max(1, round(len(train_sents) * cfg.valid_fraction))
         if len(train_sents) - n_valid < 1:
             raise InputError(f"{corpus}: only {len(train_sents)} sentence(s); too few to hold out validation data (give --valid FILE)")
         train_sents, valid_sents = train_sents[:-n_valid], train_sents[-n_valid:]

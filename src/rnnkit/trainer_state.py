@@ -97,7 +97,7 @@ def load_trainer_state(out: Path, cfg: TrainConfig) -> Resumed | None:
     saved = st.pop("train", {})
     diff = sorted(k for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES and saved.get(k) != v)
     if diff:
-        raise ConfigError(f"--resume with different options than the saved run: "
+        raise ConfigError("--resume with different options than the saved run: "
                           + ", ".join(f"{k} (saved {saved.get(k)!r}, now {getattr(cfg, k)!r})" for k in diff))
     arrays = checkpoint.load_tensors(final / "optimizer.safetensors")
     carry = {k: v for k, v in arrays.items() if k.startswith(CARRY_PREFIX)}
