@@ -42,6 +42,8 @@ OPTIONS: list[tuple[str, str, str, Any, str]] = [
     ("--max-minutes", "train", "max_minutes", float, "stop after this much wall time"),
     ("--optimizer", "train", "optimizer", ["sgd", "rmsprop", "adam"], "default adam"),
     ("--lr", "train", "lr", float, "learning rate (default 0.002)"),
+    ("--lr-scaling", "train", "lr_scaling", ["none", "linear", "sqrt"], "scale --lr with the global batch / --lr-base-batch (larger GPU batches)"),
+    ("--lr-base-batch", "train", "lr_base_batch", int, "global batch size --lr was tuned for (default 32)"),
     ("--weight-decay", "train", "weight_decay", float, "L2 penalty (default 0)"),
     ("--loss-reduction", "train", "loss_reduction", ["token", "sentence"], "mean per token (default) or sum per sentence (tutorial)"),
     ("--clip", "train", "clip", float, "gradient-norm clip (default 5; 0 = off)"),

@@ -107,7 +107,9 @@ class TrainConfig:
     max_steps: int = 0  # stop after this many updates (0 = no limit)
     max_minutes: float = 0.0  # stop after this much wall time (0 = no limit)
     optimizer: str = "adam"  # sgd | rmsprop | adam
-    lr: float = 0.002  # learning rate
+    lr: float = 0.002  # learning rate (at lr_base_batch when lr_scaling is set)
+    lr_scaling: str = "none"  # none | linear | sqrt: scale lr with the global batch (batch_size x processes) / lr_base_batch
+    lr_base_batch: int = 32  # the global batch size that lr was tuned for
     weight_decay: float = 0.0  # L2 penalty added to gradients
     loss_reduction: str = "token"  # token: mean nats per target token | sentence: summed nats / sequences in batch (the tutorial's per-sentence SGD)
     clip: float = 5.0  # clip the global gradient norm to this (0 = off)
@@ -128,13 +130,14 @@ class TrainConfig:
         choices = {
             "engine": ("numpy", "torch"), "device": ("cpu", "cuda", "auto"), "batching": ("stream", "sentences"),
             "optimizer": ("sgd", "rmsprop", "adam"), "schedule": ("constant", "plateau", "halve-on-rise", "cosine"),
-            "amp": ("off", "bf16", "fp16"), "loss_reduction": ("token", "sentence"), "corpus_format": ("auto", "lines", "text", "ptb", "csv"),
+            "amp": ("off", "bf16", "fp16"), "loss_reduction": ("token", "sentence"),
+            "lr_scaling": ("none", "linear", "sqrt"), "corpus_format": ("auto", "lines", "text", "ptb", "csv"),
         }
         for name, allowed in choices.items():
             v = getattr(self, name)
             _check(v in allowed, where, f"{name} must be one of {', '.join(allowed)}, got {v!r}")
         for name, lo, hi in (("batch_size", 1, 1 << 20), ("seq_len", 1, 1 << 20), ("epochs", 0, 100_000),
-                             ("eval_batch_size", 1, 1 << 16)):
+                             ("eval_batch_size", 1, 1 << 16), ("lr_base_batch", 1, 1 << 20)):
             v = getattr(self, name)
             _check(isinstance(v, int) and lo <= v <= hi, where, f"{name} must be an integer in {lo}..{hi}, got {v!r}")
         for name in ("bptt_truncate", "max_steps", "warmup_steps", "early_stop", "eval_every", "checkpoint_every"):

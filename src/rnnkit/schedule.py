@@ -16,6 +16,13 @@ from dataclasses import asdict, dataclass
 from .config import TrainConfig
 
 
+def scaled_lr(cfg: TrainConfig, world_size: int = 1) -> float:
+    """The lr for this run's global batch: lr x (B_global / lr_base_batch) for `linear`
+    (Goyal et al. 2017, with warm-up), its square root for `sqrt` (for adaptive optimizers)."""
+    ratio = cfg.batch_size * world_size / cfg.lr_base_batch
+    return cfg.lr * {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[cfg.lr_scaling]
+
+
 @dataclass
 class Schedule:
     kind: str
@@ -26,8 +33,8 @@ class Schedule:
     prev_train_loss: float = math.inf
 
     @classmethod
-    def from_config(cls, cfg: TrainConfig, total_steps: int) -> Schedule:
-        return cls(cfg.schedule, cfg.lr, cfg.lr_decay, cfg.warmup_steps, max(1, total_steps))
+    def from_config(cls, cfg: TrainConfig, total_steps: int, world_size: int = 1) -> Schedule:
+        return cls(cfg.schedule, scaled_lr(cfg, world_size), cfg.lr_decay, cfg.warmup_steps, max(1, total_steps))
 
     def lr_at(self, step: int) -> float:
         """The lr for update number `step` (0-based)."""

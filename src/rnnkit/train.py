@@ -168,7 +168,7 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
     else:
         per_epoch = -(-len(data.train) // (cfg.batch_size * world))
     total_steps = cfg.max_steps or per_epoch * cfg.epochs
-    sched = Schedule.from_dict(resumed.state["schedule"]) if resumed else Schedule.from_config(cfg, total_steps)
+    sched = Schedule.from_dict(resumed.state["schedule"]) if resumed else Schedule.from_config(cfg, total_steps, world)
     unigram = unigram_baseline(data.train_ids, data.valid_ids, data.vocab)
 
     def evaluate() -> EvalResult:
