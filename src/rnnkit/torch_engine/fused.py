@@ -43,6 +43,16 @@ class FusedLinearCrossEntropy(torch.autograd.Function):
         return dh * g, dW * g, db * g, None, None, None
 
 
+def target_logprobs(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, y: torch.Tensor,
+                    chunk: int = CHUNK) -> torch.Tensor:
+    """ln softmax(h @ weight.T + bias)[y] per row (N,), without storing the (N, K) logits whole."""
+    out = torch.empty(h.shape[0], dtype=h.dtype, device=h.device)
+    for r0 in range(0, h.shape[0], chunk):
+        z = torch.addmm(bias, h[r0:r0 + chunk], weight.t())
+        out[r0:r0 + chunk] = z.gather(1, y[r0:r0 + chunk, None])[:, 0] - torch.logsumexp(z, 1)
+    return out
+
+
 def fused_linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, y: torch.Tensor,
                                mask: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
     """Summed masked cross-entropy of the logits h @ weight.T + bias against y (a 0-dim tensor)."""

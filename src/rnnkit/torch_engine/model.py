@@ -24,7 +24,7 @@ from torch import nn
 from ..config import ModelConfig
 from ..errors import CheckpointError, ConfigError
 from ..params import init_params, param_shapes
-from .fused import fused_linear_cross_entropy
+from .fused import fused_linear_cross_entropy, target_logprobs
 
 _DTYPES = {
     "float32": torch.float32, "float64": torch.float64,
@@ -88,17 +88,22 @@ class LMModule(nn.Module):
 
         With targets y (T, B) and mask (T, B): the summed masked cross-entropy instead of the
         logits, through the fused chunked decoder (for CPU training; see fused.py)."""
+        out, hidden = self.hidden_states(x, hidden)
+        if y is None:
+            return self.decoder(out), hidden
+        h = out.reshape(-1, out.shape[-1])
+        return fused_linear_cross_entropy(h, self.decoder.weight, self.decoder.bias, y.reshape(-1),
+                                          mask.reshape(-1)), hidden
+
+    def hidden_states(self, x: torch.Tensor, hidden: Any = None) -> tuple[torch.Tensor, Any]:
+        """Embedding -> dropout -> RNN -> dropout: the top layer's outputs (T, B, H) and the new hidden."""
         emb = self.embedding(x)
         if self.embed_drop.p > 0:
             emb = self.embed_drop(emb)
         out, hidden = self.rnn(emb, hidden)
         if self.out_drop.p > 0:
             out = self.out_drop(out)
-        if y is None:
-            return self.decoder(out), hidden
-        h = out.reshape(-1, out.shape[-1])
-        return fused_linear_cross_entropy(h, self.decoder.weight, self.decoder.bias, y.reshape(-1),
-                                          mask.reshape(-1)), hidden
+        return out, hidden
 
     def export_names(self) -> list[str]:
         """Names of the exported parameters, in param_shapes order."""
@@ -232,10 +237,11 @@ class RNNLM:
         """ln p(y_t | x_<=t) as float64 (T, B), and the state after the window."""
         x = np.asarray(x)
         self.module.eval()
-        with torch.no_grad():
-            logits, hidden = self.module(self._ids(x), self.pack_state(state, x.shape[1]))
-            logp = torch.log_softmax(logits, dim=-1).gather(-1, self._ids(y, "y").unsqueeze(-1))
-        return logp.squeeze(-1).to(torch.float64).cpu().numpy(), self.unpack_state(hidden)
+        with torch.inference_mode():
+            out, hidden = self.module.hidden_states(self._ids(x), self.pack_state(state, x.shape[1]))
+            dec = self.module.decoder
+            logp = target_logprobs(out.reshape(-1, out.shape[-1]), dec.weight, dec.bias, self._ids(y, "y").reshape(-1))
+        return logp.reshape(x.shape).to(torch.float64).cpu().numpy(), self.unpack_state(hidden)
 
     def step_logprobs(self, tokens: Any, state: list | None = None) -> tuple[np.ndarray, list]:
         """One time step for generation: log-probabilities (B, K) float64 and the new state."""
