@@ -22,7 +22,6 @@ Results go to benchmarks/results/engines.json. Never part of the test run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import write_results
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -242,10 +242,7 @@ def main(argv=None) -> int:
               f"{cmp['example_tokens_per_s']:,.0f} tok/s; ours (B={cmp['ours_batch']}, bf16) "
               f"{cmp['ours_tokens_per_s']:,.0f} tok/s = {cmp['speedup']:.1f}x (target >= 5x), "
               f"{cmp['tflops_ours']:.1f} TFLOP/s")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    write_results(args.out, result)
     return 0
 
 

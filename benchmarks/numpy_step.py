@@ -25,13 +25,14 @@ OpenBLAS collapses when other processes hold the cores); ``--threads 0`` leaves 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from common import write_results
 
 
 def _threads_from_argv(argv: list[str]) -> int:
@@ -163,10 +164,7 @@ def main(argv=None) -> int:
     print(f"ratio engine / naive: {e_med / n_med:.1f}x of medians, {paired:.1f}x median of paired repetitions")
     print(f"(K={K}, H={H}, T={T}, truncate={TRUNC}, "
           f"naive {args.naive_dtype}, engine float32, {reps} reps, BLAS threads {args.threads or 'default'})")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results(args.out, result)
     return 0
 
 

@@ -17,7 +17,6 @@ benchmarks/results/score_generate.json.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -120,10 +120,7 @@ def main(argv=None) -> int:
         print(f"{name:<12}{per_tok[10] * 1e3:>10.3f}{per_tok[100] * 1e3:>10.3f}{per_tok[1000] * 1e3:>11.3f}{ratio:>9.2f}")
         results["generation"].append({"engine": name, "ms_per_token": {str(k): v * 1e3 for k, v in per_tok.items()},
                                       "tokens_per_s": {str(k): 1 / v for k, v in per_tok.items()}, "ratio_1000_10": ratio})
-    out = ROOT / "benchmarks" / "results" / "score_generate.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwritten to {out.relative_to(ROOT)}")
+    write_results(ROOT / "benchmarks" / "results" / "score_generate.json", results)
     return 0
 
 
