@@ -126,3 +126,15 @@ def test_recipe_and_flags_merge(tmp_path, corpus, capsys):
     recipe.write_text('[model]\nhiden_dim = 12\n')
     rc, _, err = run(capsys, "train", str(corpus), "--out", str(out), "--recipe", str(recipe))
     assert rc == 1 and "hiden_dim" in err
+
+
+def test_demo_learns_in_thirty_seconds(tmp_path, capsys, monkeypatch):
+    """The main job, shortened: the model beats the unigram baseline (exit 0) and prefers the
+    grammatical sentence to the scrambled one."""
+    monkeypatch.chdir(tmp_path)
+    rc, stdout, err = run(capsys, "demo", "--minutes", "0.5", "--quiet")
+    assert rc == 0, stdout + err
+    ppl = float(stdout.split("Validation perplexity: ")[1].split()[0].replace(",", ""))
+    base = float(stdout.split("unigram baseline: ")[1].split(";")[0].replace(",", ""))
+    assert ppl < 0.8 * base
+    assert "finds the grammatical one more likely" in stdout
