@@ -71,7 +71,7 @@ def add_train_parser(sub) -> None:
                     "(one sentence per line, running text, PTB style, or CSV) or a known dataset: python-docs "
                     "(built in), ptb, tinyshakespeare, reddit-sample. The best model (by validation) is kept in "
                     "--out with metrics.jsonl; --resume continues an interrupted run exactly.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("corpus", metavar="CORPUS", nargs="?", help="file or dataset name (may come from the recipe)")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
     p.add_argument("--valid", metavar="FILE", help="validation file (default: the dataset's own split, else the last 10%%)")
@@ -84,7 +84,8 @@ def add_train_parser(sub) -> None:
         elif isinstance(typ, list):
             p.add_argument(flag, dest=f"{section}.{field}", choices=typ, default=None, help=help_)
         else:
-            p.add_argument(flag, dest=f"{section}.{field}", type=typ, default=None, help=help_)
+            p.add_argument(flag, dest=f"{section}.{field}", type=typ, default=None, help=help_,
+                           metavar="N" if typ is int else ("X" if typ is float else field.upper()))
 
 
 def find_recipe(name: str) -> Path:
