@@ -201,11 +201,19 @@ class RNNLM:
         st = self._tuples(state, x.shape[1])
         Htop, st, _ = self._stack_forward(x, st)
         T, B = x.shape
-        out = np.empty((T, B), dtype=np.float64)
-        for t in range(T):  # one (B, K) block at a time, in float64
-            lp = log_softmax(self._logits(Htop[t : t + 1])[0].astype(np.float64))
-            out[t] = lp[np.arange(B), y[t]]
-        return out, self._public(st)
+        H, ys = Htop.reshape(T * B, -1), y.reshape(-1)
+        W, b = self.decoder_weight, self.params["decoder.bias"]
+        out = np.empty(T * B, dtype=np.float64)
+        for r0 in range(0, T * B, 512):  # one (rows, K) block of logits at a time
+            # ln p(y) = z_y - max(z) - ln sum exp(z - max(z)),  z = W h + b
+            z = H[r0 : r0 + 512] @ W.T
+            z += b
+            target = z[np.arange(len(z)), ys[r0 : r0 + 512]]
+            zmax = z.max(axis=1)
+            z -= zmax[:, None]
+            np.exp(z, out=z)
+            out[r0 : r0 + 512] = target - zmax - np.log(z.sum(axis=1, dtype=np.float64))
+        return out.reshape(T, B), self._public(st)
 
     def step_logprobs(self, tokens, state):
         """One step for generation: tokens (B,) -> (ln p(next) float64 (B, K), new state)."""
