@@ -24,8 +24,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from rnnkit import api
 from rnnkit.cli_train import load_recipe
 from rnnkit.config import TokenizerConfig, TrainConfig
-from rnnkit.data import read_sentences, stream_ids
-from rnnkit.evaluate import evaluate_stream
+from rnnkit.data import read_sentences
 from rnnkit.train import train
 
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -69,9 +68,7 @@ def main(argv=None) -> int:
     target = r.get("target", {})
     if r.get("test"):
         lm = api.load(out, engine=cfg.engine, device=cfg.device)
-        sents = read_sentences(r["test"], level=tok.level)
-        enc = [__import__("numpy").asarray(lm.vocab.encode(lm.tokenizer.tokenize(s))) for s in sents]
-        ev = evaluate_stream(lm.model, stream_ids(enc, lm.vocab), lm.vocab, cfg.eval_batch_size)
+        ev = lm.evaluate(read_sentences(r["test"], level=tok.level), mode="stream", batch_size=cfg.eval_batch_size)
         metric, value = "test_ppl", ev.ppl
         extra = f"valid ppl {res.valid.ppl:.2f}; {ev.count:,} test tokens"
     elif tok.level == "char":

@@ -117,3 +117,15 @@ def test_perplexity_is_exp_of_mean_nats(lm):
     nats = -sum(s.logprob for s in scores)
     count = sum(s.num_scored for s in scores)
     assert lm.perplexity(SENTS) == pytest.approx(math.exp(nats / count), rel=1e-12)
+
+
+def test_evaluate_modes_agree_with_scoring(lm):
+    """Sentence-mode evaluation = SRILM-style scoring totals; stream mode counts the same targets."""
+    sents = [s for s in SENTS if s]
+    scores = lm.score_sentences(sents)
+    res = lm.evaluate(sents, mode="sentences", batch_size=3)
+    assert res.count == sum(s.num_scored for s in scores)
+    assert res.nats == pytest.approx(-sum(s.logprob for s in scores), abs=1e-6)
+    assert res.oov == sum(s.num_oov for s in scores) >= 1
+    stream = lm.evaluate(sents, mode="stream", batch_size=2)
+    assert stream.count == res.count and stream.oov == res.oov

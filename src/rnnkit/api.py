@@ -16,8 +16,10 @@ from pathlib import Path
 
 from . import checkpoint
 from .config import SampleConfig
+from .data import encode_sentences, stream_ids
 from .engines import build_model
 from .errors import ConfigError
+from .evaluate import EvalResult, evaluate_sentences, evaluate_stream
 from .generate import generate as _generate
 from .rescore import Hyp, combine
 from .score import SentenceScore, Summary, log_base_value, score_sentences
@@ -86,6 +88,19 @@ class LanguageModel:
         ln_b = math.log(log_base_value(log_base))
         scores = self.score_sentences([h.text for h in hyps], batch_size=batch_size)
         return combine(hyps, [s.logprob / ln_b for s in scores], lm_weight, word_penalty)
+
+    def evaluate(self, sentences: Iterable[str], mode: str | None = None, batch_size: int = 10) -> EvalResult:
+        """Summed nats and predicted-token count over sentences (EvalResult: .loss, .ppl, .bpc).
+
+        mode "stream" carries the state across sentences (how PTB results are reported),
+        "sentences" resets it per sentence; default: the way the model was trained."""
+        mode = mode or self.info.get("train", {}).get("batching", "sentences")
+        if mode not in ("stream", "sentences"):
+            raise ConfigError(f"--mode must be stream or sentences, got {mode!r}")
+        enc = encode_sentences(list(sentences), self.tokenizer, self.vocab)
+        if mode == "stream":
+            return evaluate_stream(self.model, stream_ids(enc, self.vocab), self.vocab, batch_size)
+        return evaluate_sentences(self.model, enc, self.vocab, batch_size)
 
     # ------------------------------------------------------------ generation
 

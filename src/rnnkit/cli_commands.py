@@ -59,23 +59,14 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     from . import api
-    from .data import read_sentences, stream_ids
-    from .evaluate import evaluate_sentences, evaluate_stream
+    from .data import read_sentences
 
     lm = api.load(args.model, engine=args.engine, device=args.device)
     level = lm.tokenizer_config.level
     sents = read_sentences(args.file, format=args.corpus_format, level=level)
-    enc = [lm.vocab.encode(lm.tokenizer.tokenize(s)) for s in sents]
-    import numpy as np
-
-    enc = [np.asarray(e, dtype=np.int64) for e in enc]
     mode = args.mode or lm.info.get("train", {}).get("batching", "sentences")
-    if mode == "stream":
-        res = evaluate_stream(lm.model, stream_ids(enc, lm.vocab), lm.vocab, args.batch_size)
-    else:
-        res = evaluate_sentences(lm.model, enc, lm.vocab, args.batch_size)
-    oov = sum(int((e == lm.vocab.unk_id).sum()) for e in enc)
-    line = f"{args.file}: {len(sents):,} sentences, {res.count:,} tokens predicted, {oov:,} OOV; loss {res.loss:.4f} nats, perplexity {res.ppl:,.2f}"
+    res = lm.evaluate(sents, mode=mode, batch_size=args.batch_size)
+    line = f"{args.file}: {len(sents):,} sentences, {res.count:,} tokens predicted, {res.oov:,} OOV; loss {res.loss:.4f} nats, perplexity {res.ppl:,.2f}"
     if level == "char":
         line += f", {res.bpc:.4f} bits/char"
     print(line + f" ({mode} mode)")

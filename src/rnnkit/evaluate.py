@@ -19,6 +19,7 @@ from .text import Vocab
 class EvalResult:
     nats: float  # summed negative log-likelihood, natural log
     count: int  # number of predicted tokens
+    oov: int = 0  # of those, how many are <unk> (unknown to the vocabulary)
 
     @property
     def loss(self) -> float:
@@ -49,16 +50,17 @@ def stream_columns(ids: np.ndarray, vocab: Vocab, batch_size: int) -> tuple[np.n
     return np.ascontiguousarray(x), np.ascontiguousarray(y), np.ascontiguousarray(mask.astype(np.float32))
 
 
-def _masked_sum(model, x, y, mask, state, seq_len: int):
+def _masked_sum(model, x, y, mask, state, seq_len: int, unk_id: int) -> EvalResult:
     """Sum ln p over the mask, walking windows of seq_len and carrying the state."""
-    nats, count = 0.0, 0
+    res = EvalResult(0.0, 0)
     for t0 in range(0, x.shape[0], seq_len):
         sl = slice(t0, t0 + seq_len)
         logp, state = model.token_logprobs(x[sl], y[sl], state)
         m = mask[sl].astype(bool)
-        nats -= float(logp[m].sum())
-        count += int(m.sum())
-    return nats, count, state
+        res.nats -= float(logp[m].sum())
+        res.count += int(m.sum())
+        res.oov += int((y[sl][m] == unk_id).sum())
+    return res
 
 
 def evaluate_stream(model, ids: np.ndarray, vocab: Vocab, batch_size: int = 10, seq_len: int = 128) -> EvalResult:
@@ -66,8 +68,7 @@ def evaluate_stream(model, ids: np.ndarray, vocab: Vocab, batch_size: int = 10, 
     if len(ids) < 2:
         return EvalResult(0.0, 0)
     x, y, mask = stream_columns(ids, vocab, batch_size)
-    nats, count, _ = _masked_sum(model, x, y, mask, model.init_state(x.shape[1]), seq_len)
-    return EvalResult(nats, count)
+    return _masked_sum(model, x, y, mask, model.init_state(x.shape[1]), seq_len, vocab.unk_id)
 
 
 def evaluate_sentences(model, encoded: list[np.ndarray], vocab: Vocab, batch_size: int = 32, seq_len: int = 128) -> EvalResult:
@@ -77,9 +78,8 @@ def evaluate_sentences(model, encoded: list[np.ndarray], vocab: Vocab, batch_siz
     total = EvalResult(0.0, 0)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths share a batch
     for x, y, mask in sentence_batches([encoded[i] for i in order], vocab, batch_size, rng=None):
-        nats, count, _ = _masked_sum(model, x, y, mask, model.init_state(x.shape[1]), seq_len)
-        total.nats += nats
-        total.count += count
+        res = _masked_sum(model, x, y, mask, model.init_state(x.shape[1]), seq_len, vocab.unk_id)
+        total.nats, total.count, total.oov = total.nats + res.nats, total.count + res.count, total.oov + res.oov
     return total
 
 
