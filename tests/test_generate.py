@@ -89,3 +89,17 @@ def test_bad_options_refused(lm):
     for kw in ({"temperature": 0}, {"top_p": 0}, {"top_k": -1}, {"max_len": 0}, {"num_samples": 0}):
         with pytest.raises(ConfigError):
             lm.generate(**kw)
+
+
+def test_character_models_write_across_lines(tmp_path):
+    """For a character model </s> is a newline: generation goes on after it (as `</s> <s>`,
+    like the training stream) until max_len or a stop string; prompt newlines work too."""
+    lm = rnnkit.load(make_model_dir(tmp_path / "c", level="char", cell="lstm", num_layers=1))
+    text = lm.generate(prompt="the cat\nsat", max_len=300, seed=2, temperature=1.5)
+    assert text.startswith("the cat\nsat")
+    assert len(text) == len("the cat\nsat") + 300  # every step adds one character, newlines included
+    assert text.count("\n") >= 3  # it went on past line ends
+    stopped = lm.generate(prompt="the", max_len=300, seed=2, temperature=1.5, stop=["\n"])
+    assert stopped.endswith("\n") and stopped.count("\n") == 1
+    many = lm.generate(prompt="a", max_len=50, seed=4, num_samples=3)
+    assert many == lm.generate(prompt="a", max_len=50, seed=4, num_samples=3) and len(set(many)) == 3

@@ -23,7 +23,7 @@ from .evaluate import EvalResult, evaluate_sentences, evaluate_stream
 from .generate import generate as _generate
 from .rescore import Hyp, combine
 from .score import SentenceScore, Summary, log_base_value, score_sentences
-from .text import make_tokenizer
+from .text import EOS, make_tokenizer
 
 
 class LanguageModel:
@@ -113,16 +113,28 @@ class LanguageModel:
         except TypeError as e:
             raise ConfigError(f"generate: {e}") from None
         cfg.validate()
-        toks = self.tokenizer.tokenize(prompt) if prompt else []
-        ids = self.vocab.encode(toks)
-        if toks and all(i == self.vocab.unk_id for i in ids):
+        char = self.tokenizer_config.level == "char"
+        # a character model's lines are <s> chars </s>: a newline in the prompt is </s> <s>
+        lines = prompt.split("\n") if char else [prompt]
+        ids: list[int] = []
+        for n, line in enumerate(lines):
+            if n:
+                ids += [self.vocab.eos_id, self.vocab.bos_id]
+            ids += self.vocab.encode(self.tokenizer.tokenize(line))
+        words = [i for i in ids if i not in (self.vocab.eos_id, self.vocab.bos_id)]
+        if words and all(i == self.vocab.unk_id for i in words):
             raise ConfigError(f"prompt {prompt!r}: every token is unknown to this model's vocabulary")
 
         def detok(new_ids: list[int]) -> str:
-            return self.tokenizer.detokenize(self.vocab.decode(new_ids))
+            toks = self.vocab.decode(new_ids)
+            return self.tokenizer.detokenize(["\n" if char and t == EOS else t for t in toks])
 
-        outs = _generate(self.model, self.vocab, ids, cfg, detokenize=detok)
-        texts = [self.tokenizer.detokenize(toks + self.vocab.decode(o)) for o in outs]
+        outs = _generate(self.model, self.vocab, ids, cfg, detokenize=detok, line_breaks=char)
+        if char:
+            texts = [prompt + detok(o) for o in outs]
+        else:
+            texts = [self.tokenizer.detokenize(self.tokenizer.tokenize(prompt) + self.vocab.decode(o)) if prompt
+                     else detok(o) for o in outs]
         return texts[0] if len(texts) == 1 else texts
 
 

@@ -67,20 +67,28 @@ def prime(model, context: list[int], batch: int):
 
 
 def generate(model, vocab, prompt_ids: list[int], cfg: SampleConfig,
-             detokenize: Callable[[list[int]], str] | None = None) -> list[list[int]]:
-    """num_samples continuations of `<s> prompt` (ids of new tokens only, `</s>` not included)."""
+             detokenize: Callable[[list[int]], str] | None = None, line_breaks: bool = False) -> list[list[int]]:
+    """num_samples continuations of `<s> prompt` (ids of new tokens only).
+
+    Word models stop at `</s>` (not included). With `line_breaks` (character models, whose
+    lines are `<s> chars </s>`), `</s>` is a newline: it is kept and generation goes on after
+    `</s> <s>`, as in the training stream, until max_len or a stop string."""
     cfg.validate()
     if cfg.beam > 0:
         return [beam_search(model, vocab, prompt_ids, cfg).ids]
     state, cur = prime(model, [vocab.bos_id] + list(prompt_ids), cfg.num_samples)
-    return continue_from(model, vocab, state, cur, cfg, detokenize)
+    return continue_from(model, vocab, state, cur, cfg, detokenize, line_breaks)
 
 
 def continue_from(model, vocab, state, cur: np.ndarray, cfg: SampleConfig,
-                  detokenize: Callable[[list[int]], str] | None = None) -> list[list[int]]:
+                  detokenize: Callable[[list[int]], str] | None = None, line_breaks: bool = False,
+                  rng: np.random.Generator | None = None) -> list[list[int]]:
     """The sampling loop from a primed state: one recurrent step per new token."""
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.seed) if rng is None else rng
     B = len(cur)
+    if line_breaks and B > 1:  # a line break costs a row two steps, so rows go one at a time
+        return [continue_from(model, vocab, model.reorder_state(state, np.array([b])), cur[b:b + 1], cfg,
+                              detokenize, True, rng)[0] for b in range(B)]
     out: list[list[int]] = [[] for _ in range(B)]
     done = np.zeros(B, dtype=bool)
     for t in range(cfg.max_len):
@@ -89,7 +97,7 @@ def continue_from(model, vocab, state, cur: np.ndarray, cfg: SampleConfig,
                             banned=_banned(vocab, logp.shape[1], allow_eos=t >= cfg.min_len))
         nxt = z.argmax(axis=1) if cfg.greedy else sample(z, rng)
         for b in np.flatnonzero(~done):
-            if nxt[b] == vocab.eos_id:
+            if nxt[b] == vocab.eos_id and not line_breaks:
                 done[b] = True
                 continue
             out[b].append(int(nxt[b]))
@@ -98,6 +106,9 @@ def continue_from(model, vocab, state, cur: np.ndarray, cfg: SampleConfig,
         if done.all():
             break
         cur = nxt
+        if line_breaks and cur[0] == vocab.eos_id:  # B == 1 here: feed </s>, then <s> as the next input
+            _, state = model.step_logprobs(cur, state)
+            cur = np.array([vocab.bos_id], dtype=np.int64)
     return out
 
 
