@@ -124,3 +124,14 @@ def test_prompt_of_only_unknown_characters(tmp_path, capsys):
     d = make_model_dir(tmp_path / "c", level="char")
     rc, err = run_err(capsys, "generate", str(d), "--prompt", "ZQXJ")
     assert_one_line_error(rc, err, "prompt", "unknown")
+
+
+def test_score_bad_stdin(bad_file, tiny_model, capsys, monkeypatch):
+    """stdin gets the same checks as a file, named <stdin>."""
+    import io
+    import sys
+
+    path, word = bad_file
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(path.read_bytes())))
+    rc, err = run_err(capsys, "score", str(tiny_model), "-")
+    assert_one_line_error(rc, err, "<stdin>", word)

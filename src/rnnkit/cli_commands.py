@@ -8,8 +8,6 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import InputError
-
 
 @contextmanager
 def _open_out(path: str):
@@ -21,22 +19,10 @@ def _open_out(path: str):
 
 
 def read_input_lines(path: str) -> list[str]:
-    """Lines of a file (validated by rnnkit.data.read_text) or of stdin for '-'."""
-    from .data import read_text
+    """Lines of a file or of stdin for '-', with the same checks (rnnkit.data.read_text)."""
+    from .data.readers import decode_text, read_text
 
-    if path == "-":
-        raw = sys.stdin.buffer.read()
-        if not raw.strip():
-            raise InputError("<stdin>: no input (empty)")
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            line = raw[: e.start].count(b"\n") + 1
-            raise InputError(f"<stdin>: invalid UTF-8 at line {line} (byte offset {e.start})") from None
-        if "\x00" in text:
-            raise InputError("<stdin>: contains NUL bytes; looks like binary data")
-    else:
-        text = read_text(path)
+    text = decode_text(sys.stdin.buffer.read(), "<stdin>") if path == "-" else read_text(path)
     return text.splitlines()
 
 

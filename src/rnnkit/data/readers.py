@@ -59,6 +59,11 @@ def read_text(path: str | os.PathLike) -> str:
         raise InputError(f"{label}: permission denied") from None
     except OSError as e:
         raise InputError(f"{label}: cannot read: {e.strerror or e}") from None
+    return decode_text(data, label)
+
+
+def decode_text(data: bytes, label: str) -> str:
+    """Bytes read from `label` (a path, or <stdin>) as text, with read_text's checks and messages."""
     if not data:
         raise InputError(f"{label}: empty file (0 bytes)")
     nul = data.find(b"\x00")
