@@ -16,10 +16,10 @@ from pathlib import Path
 
 from . import checkpoint
 from .config import SampleConfig
-from .data import encode_sentences, stream_ids
+from .data import encode_sentences
 from .engines import build_model
 from .errors import ConfigError
-from .evaluate import EvalResult, evaluate_sentences, evaluate_stream
+from .evaluate import EvalResult, evaluate_encoded
 from .generate import generate as _generate
 from .rescore import Hyp, combine
 from .score import SentenceScore, Summary, log_base_value, score_sentences
@@ -98,9 +98,7 @@ class LanguageModel:
         if mode not in ("stream", "sentences"):
             raise ConfigError(f"--mode must be stream or sentences, got {mode!r}")
         enc = encode_sentences(list(sentences), self.tokenizer, self.vocab)
-        if mode == "stream":
-            return evaluate_stream(self.model, stream_ids(enc, self.vocab), self.vocab, batch_size)
-        return evaluate_sentences(self.model, enc, self.vocab, batch_size)
+        return evaluate_encoded(self.model, enc, self.vocab, mode, batch_size)
 
     # ------------------------------------------------------------ generation
 

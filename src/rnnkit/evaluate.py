@@ -83,6 +83,16 @@ def evaluate_sentences(model, encoded: list[np.ndarray], vocab: Vocab, batch_siz
     return total
 
 
+def evaluate_encoded(model, encoded: list[np.ndarray], vocab: Vocab, mode: str, batch_size: int = 10,
+                     seq_len: int = 128) -> EvalResult:
+    """Sentences as ids, in stream mode (state carried across them) or sentence mode (reset)."""
+    if mode == "stream":
+        from .data import stream_ids
+
+        return evaluate_stream(model, stream_ids(encoded, vocab), vocab, batch_size, seq_len)
+    return evaluate_sentences(model, encoded, vocab, batch_size, seq_len)
+
+
 def unigram_baseline(train_ids: np.ndarray, eval_ids: np.ndarray, vocab: Vocab) -> EvalResult:
     """Add-one unigram model estimated on training targets, evaluated on the held-out targets.
 

@@ -28,7 +28,7 @@ from .data import KNOWN_DATASETS, StreamBatcher, read_sentences, sentence_batche
 from .data.datasets import parse_source
 from .engines import build_model, get_engine
 from .errors import ConfigError, InputError
-from .evaluate import EvalResult, evaluate_sentences, evaluate_stream, unigram_baseline
+from .evaluate import EvalResult, evaluate_encoded, unigram_baseline
 from .schedule import Schedule
 from .text import Vocab, make_tokenizer
 from .trainer_state import load_trainer_state, save_trainer_state, state_from_arrays
@@ -172,9 +172,7 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
     unigram = unigram_baseline(data.train_ids, data.valid_ids, data.vocab)
 
     def evaluate() -> EvalResult:
-        if cfg.batching == "stream":
-            return evaluate_stream(lm, data.valid_ids, data.vocab, cfg.eval_batch_size, max(cfg.seq_len, 64))
-        return evaluate_sentences(lm, data.valid, data.vocab, cfg.eval_batch_size, max(cfg.seq_len, 64))
+        return evaluate_encoded(lm, data.valid, data.vocab, cfg.batching, cfg.eval_batch_size, max(cfg.seq_len, 64))
 
     st = resumed.state if resumed else {"step": 0, "epoch": 0, "batch": 0, "tokens": 0, "seconds": 0.0,
                                         "best_loss": None, "bad_evals": 0, "epoch_nats": 0.0, "epoch_count": 0}
@@ -182,7 +180,7 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
     if main:
         out.mkdir(parents=True, exist_ok=True)
         _write_history(out / "metrics.jsonl", history)
-    best = EvalResult(st["best_loss"] * 1.0, 1) if st["best_loss"] is not None else None
+    best = EvalResult(st["best_loss"], 1) if st["best_loss"] is not None else None  # .loss = best_loss
     carry = state_from_arrays(resumed.carry) if resumed and resumed.carry else None
     t_start = time.perf_counter() - st["seconds"]
     stopped = "epochs"
