@@ -110,11 +110,8 @@ def score_sentences(model, vocab, tokenizer, sentences: list[str], *, bos: bool 
             logp[t0:t0 + seq_len], state = model.token_logprobs(x[t0:t0 + seq_len], y[t0:t0 + seq_len], state)
         for j, i in enumerate(rows):
             for t, tok in enumerate(results[i].tokens):
-                tok.logprob = float(logp[t, j])
-    for r in results:
-        for tok in r.tokens:
-            if not tok.scored:
-                tok.logprob = float("nan")
+                if tok.scored:  # skipped OOVs keep nan
+                    tok.logprob = float(logp[t, j])
     return results
 
 
