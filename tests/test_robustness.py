@@ -108,7 +108,7 @@ def test_sigkill_at_random_points_then_resume_is_bitwise_identical(corpus, tmp_p
             kills += 1
         proc.wait()
         assert proc.returncode in (0, -signal.SIGKILL), proc.stderr.read().decode()[-2000:]
-    proc = subprocess.run([*cmd, "--out", str(out), "--resume"], env=env, capture_output=True, timeout=300)
+    proc = subprocess.run([*cmd, "--out", str(out), "--resume"], env=env, capture_output=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     assert kills >= 2, f"only {kills} kill(s) landed before the run ended"
     a, b = snapshot(ref), snapshot(out)
