@@ -54,3 +54,15 @@ def test_target_logprobs_match_log_softmax(scale, dtype):
         tol = 1e-10 if dtype == torch.float64 else 1e-4 * max(1.0, scale)
         torch.testing.assert_close(got.double(), ref, rtol=tol, atol=tol)
     assert target_logprobs(h[:0], W, b, y[:0]).shape == (0,)
+
+
+def test_scratch_block_shared_by_inference_and_training():
+    """The per-thread logits block made while scoring (inference mode) is reused by training."""
+    h, W, b, y, mask = problem(K=29)
+    with torch.inference_mode():
+        first = target_logprobs(h.detach(), W.detach(), b.detach(), y)
+    loss = fused_linear_cross_entropy(h, W, b, y, mask)
+    loss.backward()
+    again = target_logprobs(h.detach(), W.detach(), b.detach(), y)
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+    assert h.grad is not None and torch.isfinite(h.grad).all()

@@ -171,3 +171,18 @@ def test_resume_numpy_trainer_state_in_torch_engine(opt):
     wa, wb = npm.state_dict(), tm.state_dict()
     for k in wa:
         np.testing.assert_allclose(wa[k], wb[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_masked_token_logprobs_skip_only_masked_positions(engine):
+    c = cfg("lstm", "tanh", False)
+    m = pair(c, np.float64)[0 if engine == "numpy" else 1]
+    x, y, mask = data(T=7, B=5, seed=3)
+    full, s_full = m.token_logprobs(x, y)
+    part, s_part = m.token_logprobs(x, y, mask=mask.astype(bool))
+    keep = mask.astype(bool)
+    np.testing.assert_allclose(part[keep], full[keep], rtol=1e-12)
+    assert (part[~keep] == 0.0).all() and (full[~keep] < 0).all()
+    assert_state_close(s_part, s_full, {"rtol": 0, "atol": 0})  # the recurrence still sees every step
+    none, _ = m.token_logprobs(x, y, mask=np.zeros_like(keep))
+    assert (none == 0.0).all()

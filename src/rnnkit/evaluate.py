@@ -55,8 +55,8 @@ def _masked_sum(model, x, y, mask, state, seq_len: int, unk_id: int) -> EvalResu
     res = EvalResult(0.0, 0)
     for t0 in range(0, x.shape[0], seq_len):
         sl = slice(t0, t0 + seq_len)
-        logp, state = model.token_logprobs(x[sl], y[sl], state)
         m = mask[sl].astype(bool)
+        logp, state = model.token_logprobs(x[sl], y[sl], state, mask=m)
         res.nats -= float(logp[m].sum())
         res.count += int(m.sum())
         res.oov += int((y[sl][m] == unk_id).sum())

@@ -101,13 +101,16 @@ def score_sentences(model, vocab, tokenizer, sentences: list[str], *, bos: bool 
         T = max(len(seqs[i]) for i in rows) - 1
         x = np.full((T, len(rows)), vocab.eos_id, dtype=np.int64)
         y = np.full((T, len(rows)), vocab.eos_id, dtype=np.int64)
+        real = np.zeros((T, len(rows)), dtype=bool)  # not padding
         for j, i in enumerate(rows):
             s = seqs[i]
             x[: len(s) - 1, j], y[: len(s) - 1, j] = s[:-1], s[1:]
+            real[: len(s) - 1, j] = True
         state = model.init_state(len(rows))
         logp = np.empty((T, len(rows)))
         for t0 in range(0, T, seq_len):
-            logp[t0:t0 + seq_len], state = model.token_logprobs(x[t0:t0 + seq_len], y[t0:t0 + seq_len], state)
+            w = slice(t0, t0 + seq_len)
+            logp[w], state = model.token_logprobs(x[w], y[w], state, mask=real[w])
         for j, i in enumerate(rows):
             for t, tok in enumerate(results[i].tokens):
                 if tok.scored:  # skipped OOVs keep nan

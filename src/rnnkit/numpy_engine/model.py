@@ -195,24 +195,27 @@ class RNNLM:
             ntok = int(np.count_nonzero(m))
         return logits, loss, ntok, self._public(st)
 
-    def token_logprobs(self, x, y, state=None):
-        """ln p(y_t | x_<=t) for every position: (float64 (T, B), final state)."""
+    def token_logprobs(self, x, y, state=None, mask=None):
+        """ln p(y_t | x_<=t): (float64 (T, B), final state). Where `mask` (T, B) is false the
+        decoder is skipped and the entry is 0.0 (padding costs only the recurrence)."""
         x, y = self._check_ids(x, "x"), self._check_ids(y, "y")
         st = self._tuples(state, x.shape[1])
         Htop, st, _ = self._stack_forward(x, st)
         T, B = x.shape
         H, ys = Htop.reshape(T * B, -1), y.reshape(-1)
+        out = np.zeros(T * B, dtype=np.float64)
+        rows = np.arange(T * B) if mask is None else np.flatnonzero(np.asarray(mask).reshape(-1))
         W, b = self.decoder_weight, self.params["decoder.bias"]
-        out = np.empty(T * B, dtype=np.float64)
-        for r0 in range(0, T * B, 512):  # one (rows, K) block of logits at a time
+        for r0 in range(0, len(rows), 512):  # one (rows, K) block of logits at a time
             # ln p(y) = z_y - max(z) - ln sum exp(z - max(z)),  z = W h + b
-            z = H[r0 : r0 + 512] @ W.T
+            r = rows[r0 : r0 + 512]
+            z = H[r] @ W.T
             z += b
-            target = z[np.arange(len(z)), ys[r0 : r0 + 512]]
+            target = z[np.arange(len(z)), ys[r]]
             zmax = z.max(axis=1)
             z -= zmax[:, None]
             np.exp(z, out=z)
-            out[r0 : r0 + 512] = target - zmax - np.log(z.sum(axis=1, dtype=np.float64))
+            out[r] = target - zmax - np.log(z.sum(axis=1, dtype=np.float64))
         return out.reshape(T, B), self._public(st)
 
     def step_logprobs(self, tokens, state):

@@ -233,14 +233,22 @@ class RNNLM:
             loss, n = (torch.zeros(()), 0) if y is None else self.loss_terms(logits, y, mask)
         return logits.cpu().numpy(), float(loss), n, self.unpack_state(hidden)
 
-    def token_logprobs(self, x: Any, y: Any, state: list | None = None) -> tuple[np.ndarray, list]:
-        """ln p(y_t | x_<=t) as float64 (T, B), and the state after the window."""
+    def token_logprobs(self, x: Any, y: Any, state: list | None = None, mask: Any = None
+                       ) -> tuple[np.ndarray, list]:
+        """ln p(y_t | x_<=t) as float64 (T, B), and the state after the window. Where `mask`
+        (T, B) is false the decoder is skipped and the entry is 0.0."""
         x = np.asarray(x)
         self.module.eval()
         with torch.inference_mode():
             out, hidden = self.module.hidden_states(self._ids(x), self.pack_state(state, x.shape[1]))
             dec = self.module.decoder
-            logp = target_logprobs(out.reshape(-1, out.shape[-1]), dec.weight, dec.bias, self._ids(y, "y").reshape(-1))
+            h, ys = out.reshape(-1, out.shape[-1]), self._ids(y, "y").reshape(-1)
+            if mask is None:
+                logp = target_logprobs(h, dec.weight, dec.bias, ys)
+            else:
+                rows = torch.as_tensor(np.flatnonzero(np.asarray(mask).reshape(-1)), device=self.device)
+                logp = torch.zeros(h.shape[0], dtype=h.dtype, device=self.device)
+                logp[rows] = target_logprobs(h.index_select(0, rows), dec.weight, dec.bias, ys.index_select(0, rows))
         return logp.reshape(x.shape).to(torch.float64).cpu().numpy(), self.unpack_state(hidden)
 
     def step_logprobs(self, tokens: Any, state: list | None = None) -> tuple[np.ndarray, list]:
