@@ -74,11 +74,17 @@ def evaluate_stream(model, ids: np.ndarray, vocab: Vocab, batch_size: int = 10, 
 def evaluate_sentences(model, encoded: list[np.ndarray], vocab: Vocab, batch_size: int = 32, seq_len: int = 128) -> EvalResult:
     """Sentence evaluation: state reset per sentence, `<s>` as context, `</s>` predicted."""
     from .data import sentence_batches
+    from .parallel import map_batches
 
     total = EvalResult(0.0, 0)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths share a batch
-    for x, y, mask in sentence_batches([encoded[i] for i in order], vocab, batch_size, rng=None):
-        res = _masked_sum(model, x, y, mask, model.init_state(x.shape[1]), seq_len, vocab.unk_id)
+
+    def batch_sum(batch) -> EvalResult:
+        x, y, mask = batch
+        return _masked_sum(model, x, y, mask, model.init_state(x.shape[1]), seq_len, vocab.unk_id)
+
+    batches = sentence_batches([encoded[i] for i in order], vocab, batch_size, rng=None)
+    for res in map_batches(model, batch_sum, batches):  # summed in batch order: same result either way
         total.nats, total.count, total.oov = total.nats + res.nats, total.count + res.count, total.oov + res.oov
     return total
 

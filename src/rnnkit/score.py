@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConfigError
+from .parallel import map_batches
 
 LOG_BASES = {"e": math.e, "10": 10.0, "2": 2.0}
 
@@ -96,8 +97,8 @@ def score_sentences(model, vocab, tokenizer, sentences: list[str], *, bos: bool 
         seqs.append(np.asarray(seq, dtype=np.int64))
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     order = [i for i in order if len(seqs[i]) >= 2]
-    for b0 in range(0, len(order), batch_size):
-        rows = order[b0:b0 + batch_size]
+
+    def score_batch(rows: list[int]) -> tuple[list[int], np.ndarray]:
         T = max(len(seqs[i]) for i in rows) - 1
         x = np.full((T, len(rows)), vocab.eos_id, dtype=np.int64)
         y = np.full((T, len(rows)), vocab.eos_id, dtype=np.int64)
@@ -111,6 +112,10 @@ def score_sentences(model, vocab, tokenizer, sentences: list[str], *, bos: bool 
         for t0 in range(0, T, seq_len):
             w = slice(t0, t0 + seq_len)
             logp[w], state = model.token_logprobs(x[w], y[w], state, mask=real[w])
+        return rows, logp
+
+    batches = (order[b0:b0 + batch_size] for b0 in range(0, len(order), batch_size))
+    for rows, logp in map_batches(model, score_batch, batches):
         for j, i in enumerate(rows):
             for t, tok in enumerate(results[i].tokens):
                 if tok.scored:  # skipped OOVs keep nan

@@ -14,6 +14,8 @@ can be fed in). Internally it is stacked into nn.RNN's (L, B, H) layout.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -202,6 +204,21 @@ class RNNLM:
         if self.is_lstm:
             return [(pick(h), pick(c)) for h, c in state]
         return [pick(s) for s in state]
+
+    @contextlib.contextmanager
+    def batch_workers(self) -> Iterator[int]:
+        """How many independent batches to run at once (see rnnkit.parallel). On CPU: one per
+        intra-op thread, with torch's process-wide thread count set to 1 until the block
+        ends (other threads' torch ops in this process run single-threaded meanwhile)."""
+        n = torch.get_num_threads()
+        if self.device.type != "cpu" or n <= 1:
+            yield 1
+            return
+        torch.set_num_threads(1)
+        try:
+            yield n
+        finally:
+            torch.set_num_threads(n)
 
     # ------------------------------------------------------------------ forward
     def _ids(self, a: Any, what: str = "x") -> torch.Tensor:
