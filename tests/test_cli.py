@@ -68,6 +68,14 @@ def test_train_then_eval_score_generate(tmp_path, corpus, capsys):
     assert rc == 0 and stdout.startswith(f"file {corpus}: {len(TINY_CORPUS) * 30} sentences")
     assert "logprob= " in stdout and "ppl1= " in stdout
 
+    # one output line per input line, whatever else the line holds (form feed, U+2028, empty)
+    odd = tmp_path / "odd.txt"
+    odd.write_text("the cat\x0csat .\nthe\u2028dog .\n\nthe mat .\n", encoding="utf-8")
+    rc, stdout, err = run(capsys, "score", str(out), str(odd), "--format", "jsonl")
+    assert rc == 0, err
+    assert [json.loads(line)["text"] for line in stdout.rstrip("\n").split("\n")] == ["the cat\x0csat .", "the\u2028dog .", "",
+                                                                        "the mat ."]
+
     rc, stdout, err = run(capsys, "generate", str(out), "--num-samples", "3", "--seed", "1", "--max-len", "10")
     assert rc == 0, err
     assert len(stdout.strip().splitlines()) == 3

@@ -19,11 +19,13 @@ def _open_out(path: str):
 
 
 def read_input_lines(path: str) -> list[str]:
-    """Lines of a file or of stdin for '-', with the same checks (rnnkit.data.read_text)."""
-    from .data.readers import decode_text, read_text
+    """Lines of a file or of stdin for '-', with the same checks (rnnkit.data.read_text), split
+    on "\n" only as the corpus readers do (str.splitlines would also split on form feeds and
+    Unicode line separators, and output lines would drift from input lines)."""
+    from .data.readers import decode_text, read_text, split_lines
 
     text = decode_text(sys.stdin.buffer.read(), "<stdin>") if path == "-" else read_text(path)
-    return text.splitlines()
+    return split_lines(text)
 
 
 def cmd_train(args) -> int:
