@@ -129,3 +129,14 @@ def test_evaluate_modes_agree_with_scoring(lm):
     assert res.oov == sum(s.num_oov for s in scores) >= 1
     stream = lm.evaluate(sents, mode="stream", batch_size=2)
     assert stream.count == res.count and stream.oov == res.oov
+
+
+def test_progress_counts_every_sentence_once(lm):
+    sents = ["the cat sat .", "", "the dog", "a b c d e f g h", "the"] * 7
+    seen = []
+    scores = lm.score_sentences(sents, batch_size=4, progress=seen.append)
+    assert sum(seen) == len(sents) and all(n > 0 for n in seen)
+    assert [s.logprob for s in scores] == [s.logprob for s in lm.score_sentences(sents, batch_size=4)]
+    seen.clear()
+    lm.rescore([("u1", "the cat"), ("u1", "cat the"), ("u2", "the dog .")], progress=seen.append)
+    assert sum(seen) == 3

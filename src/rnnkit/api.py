@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from . import checkpoint
@@ -54,10 +54,11 @@ class LanguageModel:
     # ------------------------------------------------------------ scoring
 
     def score_sentences(self, sentences: Iterable[str], *, bos: bool = True, eos: bool = True, oov: str = "unk",
-                        batch_size: int = 64) -> list[SentenceScore]:
-        """Per-token scores (natural log) for each sentence, in input order."""
+                        batch_size: int = 64, progress: Callable[[int], None] | None = None) -> list[SentenceScore]:
+        """Per-token scores (natural log) for each sentence, in input order; `progress(n)` is
+        called as each batch of n sentences is done."""
         return score_sentences(self.model, self.vocab, self.tokenizer, list(sentences), bos=bos, eos=eos, oov=oov,
-                               batch_size=batch_size)
+                               batch_size=batch_size, progress=progress)
 
     def score(self, text: str, bos: bool = True, eos: bool = True, log_base: float | str = math.e) -> float:
         """Total log-probability of one sentence (KenLM's `score`), in the given base."""
@@ -79,14 +80,15 @@ class LanguageModel:
         return Summary.of(self.score_sentences(sentences, oov=oov)).ppl
 
     def rescore(self, hypotheses: Iterable, lm_weight: float = 1.0, word_penalty: float = 0.0,
-                log_base: float | str = 10, batch_size: int = 64) -> dict[str, list[Hyp]]:
+                log_base: float | str = 10, batch_size: int = 64,
+                progress: Callable[[int], None] | None = None) -> dict[str, list[Hyp]]:
         """Rescore n-best hypotheses: `Hyp` objects or (id, text) / (id, text, ascore) tuples.
         total = ascore + lm_weight * LM log-probability (in log_base) + word_penalty * words.
         Returns {id: hypotheses best first}."""
         hyps = [h if isinstance(h, Hyp) else Hyp(str(h[0]), str(h[1]), float(h[2]) if len(h) > 2 else 0.0, i)
                 for i, h in enumerate(hypotheses, 1)]
         ln_b = math.log(log_base_value(log_base))
-        scores = self.score_sentences([h.text for h in hyps], batch_size=batch_size)
+        scores = self.score_sentences([h.text for h in hyps], batch_size=batch_size, progress=progress)
         return combine(hyps, [s.logprob / ln_b for s in scores], lm_weight, word_penalty)
 
     def evaluate(self, sentences: Iterable[str], mode: str | None = None, batch_size: int = 10) -> EvalResult:

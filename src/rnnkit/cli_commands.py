@@ -18,6 +18,19 @@ def _open_out(path: str):
             yield f
 
 
+@contextmanager
+def _progress_bar(total: int, what: str):
+    """A tqdm bar on stderr while scoring (only when stderr is a terminal); yields its update."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=what, unit="sent", file=sys.stderr, dynamic_ncols=True, leave=False,
+               disable=None if total >= 1000 else True)
+    try:
+        yield bar.update
+    finally:
+        bar.close()
+
+
 def read_input_lines(path: str) -> list[str]:
     """Lines of a file or of stdin for '-', with the same checks (rnnkit.data.read_text), split
     on "\n" only as the corpus readers do (str.splitlines would also split on form feeds and
@@ -68,7 +81,9 @@ def cmd_score(args) -> int:
     lines = read_input_lines(args.file)
     lm = api.load(args.model, engine=args.engine, device=args.device)
     base = log_base_value(args.log_base)
-    scores = lm.score_sentences(lines, bos=args.bos, eos=args.eos, oov=args.oov, batch_size=args.batch_size)
+    with _progress_bar(len(lines), "scoring") as update:
+        scores = lm.score_sentences(lines, bos=args.bos, eos=args.eos, oov=args.oov, batch_size=args.batch_size,
+                                    progress=update)
     summ = Summary.of(scores)
     name = "<stdin>" if args.file == "-" else args.file
 
@@ -111,8 +126,9 @@ def cmd_rescore(args) -> int:
     for h in hyps:
         first.setdefault(h.id, h.line)
     lm = api.load(args.model, engine=args.engine, device=args.device)
-    groups = lm.rescore(hyps, lm_weight=args.lm_weight, word_penalty=args.word_penalty, log_base=args.log_base,
-                        batch_size=args.batch_size)
+    with _progress_bar(len(hyps), "rescoring") as update:
+        groups = lm.rescore(hyps, lm_weight=args.lm_weight, word_penalty=args.word_penalty, log_base=args.log_base,
+                            batch_size=args.batch_size, progress=update)
     with _open_out(args.output) as out:
         out.write("\n".join(format_rescored(groups)) + "\n")
     if args.best:

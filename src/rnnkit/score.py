@@ -13,6 +13,7 @@ Everything here is natural log; other bases are applied only when printing.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,9 +76,12 @@ def to_base(nats: float, base: float) -> float:
 
 
 def score_sentences(model, vocab, tokenizer, sentences: list[str], *, bos: bool = True, eos: bool = True,
-                    oov: str = "unk", batch_size: int = 64, seq_len: int = 256) -> list[SentenceScore]:
+                    oov: str = "unk", batch_size: int = 64, seq_len: int = 256,
+                    progress: Callable[[int], None] | None = None) -> list[SentenceScore]:
     """Score each sentence; batches are formed from length-sorted sentences, state carried
-    across windows of seq_len so any length works. Results are in input order."""
+    across windows of seq_len so any length works. Results are in input order.
+    `progress(n)` is called as each batch of n sentences is done (the counts sum to
+    len(sentences))."""
     if oov not in ("unk", "skip"):
         raise ConfigError(f"--oov must be unk or skip, got {oov!r}")
     if batch_size < 1 or seq_len < 1:
@@ -97,6 +101,8 @@ def score_sentences(model, vocab, tokenizer, sentences: list[str], *, bos: bool 
         seqs.append(np.asarray(seq, dtype=np.int64))
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     order = [i for i in order if len(seqs[i]) >= 2]
+    if progress is not None and len(seqs) > len(order):
+        progress(len(seqs) - len(order))  # nothing to predict: done already
 
     def score_batch(rows: list[int]) -> tuple[list[int], np.ndarray]:
         T = max(len(seqs[i]) for i in rows) - 1
@@ -120,6 +126,8 @@ def score_sentences(model, vocab, tokenizer, sentences: list[str], *, bos: bool 
             for t, tok in enumerate(results[i].tokens):
                 if tok.scored:  # skipped OOVs keep nan
                     tok.logprob = float(logp[t, j])
+        if progress is not None:
+            progress(len(rows))
     return results
 
 
