@@ -69,3 +69,14 @@ def test_torchrun_two_cpu_processes_train_through_the_cli(tmp_path):
     valid_rows = [line for line in (out / "metrics.jsonl").read_text().splitlines() if '"valid"' in line]
     assert len(valid_rows) == 2  # only rank 0 writes metrics
     assert len(rnnkit.load(out).vocab) > 10
+    # tokens seen = those of one process with the same global batch (each rank adds the others')
+    import json
+
+    from rnnkit.cli import main
+
+    one = tmp_path / "one"
+    assert main(["train", str(corpus), "--out", str(one), "--engine", "torch", "--device", "cpu", "--hidden", "8",
+                 "--embed", "8", "--epochs", "2", "--batch-size", "4", "--seq-len", "6", "--quiet"]) == 0
+    ddp_tokens = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["tokens"]
+    one_tokens = json.loads((one / "metrics.jsonl").read_text().splitlines()[-1])["tokens"]
+    assert ddp_tokens == one_tokens > 0

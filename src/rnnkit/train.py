@@ -243,11 +243,12 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
                 trainer.lr = sched.lr_at(st["step"])
                 if cfg.batching == "stream":
                     nats, count, carry = trainer.step(x, y, mask, carry)
+                    seen = getattr(trainer, "global_tokens", count) if world > 1 else count
                 else:
-                    nats, count = _sentence_step(trainer, lm, x, y, mask, cfg, rank, world)
+                    nats, count, seen = _sentence_step(trainer, lm, x, y, mask, cfg, rank, world)
                 st["step"] += 1
                 st["batch"] += 1
-                st["tokens"] += count * world
+                st["tokens"] += seen
                 st["epoch_nats"] += nats
                 st["epoch_count"] += count
                 interval["nats"] += nats
@@ -257,7 +258,7 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
                              "tokens": st["tokens"], "seconds": round(time.perf_counter() - t_start, 3),
                              "lr": trainer.lr, "train_loss": interval["nats"] / interval["count"]})
                     interval["nats"], interval["count"] = 0.0, 0
-                tok_epoch += count * world
+                tok_epoch += seen
                 bar.update(st["epoch_nats"], st["epoch_count"], tok_epoch / max(time.perf_counter() - t_epoch, 1e-9))
                 if cfg.max_steps and st["step"] >= cfg.max_steps:
                     stopped = "max_steps"
@@ -298,11 +299,12 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
 
 
 def _sentence_step(trainer, lm, x, y, mask, cfg: TrainConfig, rank: int, world: int):
-    """One padded batch of sentences: this rank's rows, cut into seq_len windows with the state carried."""
+    """One padded batch of sentences: this rank's rows, cut into seq_len windows with the state
+    carried. Returns (this rank's nats, its token count, the token count over all ranks)."""
     if world > 1:
         rows = np.array_split(np.arange(x.shape[1]), world)[rank]
         x, y, mask = x[:, rows], y[:, rows], mask[:, rows]
-    state, nats, count = lm.init_state(x.shape[1]), 0.0, 0
+    state, nats, count, seen = lm.init_state(x.shape[1]), 0.0, 0, 0
     for t0 in range(0, x.shape[0], cfg.seq_len):
         sl = slice(t0, t0 + cfg.seq_len)
         if not mask[sl].any():
@@ -310,7 +312,8 @@ def _sentence_step(trainer, lm, x, y, mask, cfg: TrainConfig, rank: int, world: 
         n, c, state = trainer.step(x[sl], y[sl], mask[sl], state)
         nats += n
         count += c
-    return nats, count
+        seen += getattr(trainer, "global_tokens", c) if world > 1 else c
+    return nats, count, seen
 
 
 def _read_history(path: Path, upto_step: int) -> list[dict]:

@@ -52,6 +52,7 @@ class Trainer:
         self.model = model
         self.train = train
         self.steps = 0  # completed updates
+        self.global_tokens = 0  # tokens in the last step, summed over all ranks
         dev = model.device
         if train.amp != "off":
             if dev.type != "cuda":
@@ -121,10 +122,12 @@ class Trainer:
         if self.world_size > 1:
             # one collective: the global count, and the global loss so that every rank
             # agrees on raising NonFiniteError (a rank raising alone would hang the others)
-            total, global_loss = distributed.all_reduce_sums([count, loss_val], model.device)
+            total, global_loss, global_n = distributed.all_reduce_sums([count, loss_val, float(n)], model.device)
             scale = self.world_size / total if total > 0 else 0.0
+            self.global_tokens = round(global_n)
         else:
             global_loss, scale = loss_val, (1.0 / count if count > 0 else 0.0)
+            self.global_tokens = n
         if not math.isfinite(global_loss):
             raise NonFiniteError(f"step {step_no}: loss is {global_loss} (non-finite); "
                                  "weights left unchanged")
