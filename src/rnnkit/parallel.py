@@ -3,7 +3,7 @@
 An engine may offer `model.batch_workers()`, a context manager yielding how many batches to
 run at once. The torch engine on CPU yields its intra-op thread count and makes each op
 single-threaded meanwhile: a 2-layer LSTM's small per-step products scale better across
-batches than within one (PTB test scoring ~12% faster on 2 cores, bitwise the same
+batches than within one (PTB test scoring ~10% faster on 2 cores, bitwise the same
 results). Engines without it, and CUDA, run the batches one after another.
 """
 
