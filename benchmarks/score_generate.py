@@ -11,7 +11,7 @@ Speed does not depend on the weights, so the model is randomly initialised (seed
 measurement is repeated (--reps) and the median reported; results go to
 benchmarks/results/score_generate.json.
 
-    python benchmarks/score_generate.py [--quick] [--reps 3]
+    python benchmarks/score_generate.py [--quick] [--reps 5]
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def median_time(fn, reps: int) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer sentences and repetitions")
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5, help="repetitions per measurement (median; this machine is noisy)")
     args = ap.parse_args(argv)
     try:
         train = read_sentences("ptb", level="word")
