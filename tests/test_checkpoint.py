@@ -95,27 +95,28 @@ def test_vocab_size_mismatch(tmp_path):
     _expect(d, "vocab.json", "vocab_size")
 
 
+def edit_model_config(d, key, value):
+    """Overwrite one field of the model section of d/config.json."""
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["model"][key] = value
+    (d / "config.json").write_text(json.dumps(cfg))
+
+
 def test_shape_mismatch(tmp_path):
     d = make_model_dir(tmp_path / "m")
-    cfg = json.loads((d / "config.json").read_text())
-    cfg["model"]["hidden_dim"] = 16
-    (d / "config.json").write_text(json.dumps(cfg))
+    edit_model_config(d, "hidden_dim", 16)
     _expect(d, "model.safetensors", "shape")
 
 
 def test_cell_mismatch(tmp_path):
     d = make_model_dir(tmp_path / "m", cell="lstm")
-    cfg = json.loads((d / "config.json").read_text())
-    cfg["model"]["cell"] = "gru"
-    (d / "config.json").write_text(json.dumps(cfg))
+    edit_model_config(d, "cell", "gru")
     _expect(d, "shape")
 
 
 def test_unknown_config_key(tmp_path):
     d = make_model_dir(tmp_path / "m")
-    cfg = json.loads((d / "config.json").read_text())
-    cfg["model"]["hiden_dim"] = 8
-    (d / "config.json").write_text(json.dumps(cfg))
+    edit_model_config(d, "hiden_dim", 8)
     _expect(d, "config.json", "hiden_dim")
 
 
