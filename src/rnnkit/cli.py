@@ -82,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "jsonl", "srilm"], default="text",
                    help="text: TSV per sentence; jsonl: one object per sentence; srilm: ngram -ppl summary")
     p.add_argument("--per-token", action="store_true", help="show each token's log-probability")
-    p.add_argument("--log-base", choices=["e", "10", "2"], default="e", help="base of printed logs (default e; 10 as KenLM/SRILM)")
+    p.add_argument("--log-base", choices=["e", "10", "2"], default=None,
+                   help="base of printed logs (default e, or 10 with --format srilm, whose logprob= is always log10 "
+                        "as SRILM prints it)")
     p.add_argument("--bos", action=argparse.BooleanOptionalAction, default=True, help="condition the first word on <s> (default on)")
     p.add_argument("--eos", action=argparse.BooleanOptionalAction, default=True, help="predict </s> at the end (default on)")
     p.add_argument("--oov", choices=["unk", "skip"], default="unk", help="unk: score unknown words as <unk>; skip: leave them out (SRILM)")

@@ -76,11 +76,17 @@ def cmd_eval(args) -> int:
 
 def cmd_score(args) -> int:
     from . import api
+    from .errors import ConfigError
     from .score import Summary, log_base_value, to_base
 
+    if args.format == "srilm" and args.log_base not in (None, "10"):
+        # SRILM's logprob= is log10 by definition: that is what ngram -ppl prints and its tools read
+        raise ConfigError(f"--log-base: --format srilm prints log10 (SRILM's logprob=); "
+                          f"--log-base {args.log_base} cannot be used with it")
+    log_base = args.log_base or ("10" if args.format == "srilm" else "e")
     lines = read_input_lines(args.file)
     lm = api.load(args.model, engine=args.engine, device=args.device)
-    base = log_base_value(args.log_base)
+    base = log_base_value(log_base)
     with _progress_bar(len(lines), "scoring") as update:
         scores = lm.score_sentences(lines, bos=args.bos, eos=args.eos, oov=args.oov, batch_size=args.batch_size,
                                     progress=update)
@@ -97,7 +103,7 @@ def cmd_score(args) -> int:
             return 0
         for s in scores:
             if args.format == "jsonl":
-                obj = {"text": s.text, "logprob": lb(s.logprob), "log_base": args.log_base, "tokens": s.num_scored,
+                obj = {"text": s.text, "logprob": lb(s.logprob), "log_base": log_base, "tokens": s.num_scored,
                        "words": s.num_words, "oov": s.num_oov, "ppl": s.ppl}
                 if args.per_token:
                     obj["token_scores"] = [{"token": t.token, "logprob": lb(t.logprob) if t.scored else None,
@@ -111,7 +117,7 @@ def cmd_score(args) -> int:
                     out.write(f"  {t.token}\t{val}{flag}\n")
             out.write(f"{lb(s.logprob):.6f}\t{s.num_scored}\t{s.ppl:.4f}\t{s.text}\n")
     if args.format == "text":
-        print(f"{summ.sentences} sentences, {summ.words} words, {summ.oovs} OOVs; logprob (base {args.log_base}) "
+        print(f"{summ.sentences} sentences, {summ.words} words, {summ.oovs} OOVs; logprob (base {log_base}) "
               f"{lb(summ.logprob):.4f}, ppl {summ.ppl:.4f}, ppl1 {summ.ppl1:.4f}", file=sys.stderr)
     return 0
 
