@@ -123,8 +123,12 @@ class _Progress:
 
 def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict | None = None,
           tokenizer: TokenizerConfig | None = None, config: TrainConfig | None = None,
-          resume: bool = False, progress: bool = True, log: Callable[[str], None] | None = None) -> TrainResult:
-    """Train a model on `corpus` (a file or a known dataset name) and keep the best in `out`."""
+          resume: bool = False, progress: bool = True, log: Callable[[str], None] | None = None,
+          clock: Callable[[], float] = time.perf_counter) -> TrainResult:
+    """Train a model on `corpus` (a file or a known dataset name) and keep the best in `out`.
+
+    `clock` (seconds, monotonic) times the run: `max_minutes`, the `seconds` of metrics rows and
+    of the result, tokens per second; tests inject a fake one."""
     cfg = config or TrainConfig()
     cfg.validate("train options")
     tok_cfg = tokenizer or TokenizerConfig()
@@ -169,6 +173,9 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
         per_epoch = -(-len(data.train) // (cfg.batch_size * world))
     total_steps = cfg.max_steps or per_epoch * cfg.epochs
     sched = Schedule.from_dict(resumed.state["schedule"]) if resumed else Schedule.from_config(cfg, total_steps, world)
+    # the plan of this run's options: a run stopped by --max-steps planned to end there, and
+    # max_steps / epochs may change on --resume (else cosine would sit at lr 0 from the old end)
+    sched.total_steps = max(1, total_steps)
     unigram = unigram_baseline(data.train_ids, data.valid_ids, data.vocab)
 
     def evaluate() -> EvalResult:
@@ -182,12 +189,12 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
         _write_history(out / "metrics.jsonl", history)
     best = EvalResult(st["best_loss"], 1) if st["best_loss"] is not None else None  # .loss = best_loss
     carry = state_from_arrays(resumed.carry) if resumed and resumed.carry else None
-    t_start = time.perf_counter() - st["seconds"]
+    t_start = clock() - st["seconds"]
     stopped = "epochs"
 
     def save_state(state) -> None:
         if main:
-            st["seconds"] = time.perf_counter() - t_start
+            st["seconds"] = clock() - t_start
             st["schedule"] = sched.to_dict()
             save_trainer_state(out, cfg, mcfg, tok_cfg, data.vocab, lm.state_dict(), trainer.state_dict(), st,
                                state if cfg.batching == "stream" else None)
@@ -215,7 +222,7 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
                                        "valid_tokens": res.count, "step": st["step"], "train": cfg.to_dict()})
         else:
             st["bad_evals"] += 1
-        seconds = time.perf_counter() - t_start
+        seconds = clock() - t_start
         row = {"kind": "valid", "step": st["step"], "epoch": st["epoch"] + st["batch"] / max(per_epoch, 1), "tokens": st["tokens"],
                "seconds": round(seconds, 3), "lr": trainer.lr, "valid_loss": res.loss, "valid_ppl": res.ppl,
                "valid_bpc": res.bpc if tok_cfg.level == "char" else None, "reason": reason,
@@ -237,7 +244,7 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
                                                 rng=np.random.default_rng([cfg.seed, st["epoch"]])))
             batches = iter(all_batches[st["batch"]:])
         bar = _Progress(progress and main, per_epoch, st["batch"], f"epoch {st['epoch'] + 1}/{cfg.epochs}")
-        t_epoch, tok_epoch = time.perf_counter(), 0
+        t_epoch, tok_epoch = clock(), 0
         try:
             for x, y, mask in batches:
                 trainer.lr = sched.lr_at(st["step"])
@@ -255,14 +262,14 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
                 interval["count"] += count
                 if st["step"] % log_every == 0 and interval["count"]:
                     log_row({"kind": "train", "step": st["step"], "epoch": st["epoch"] + st["batch"] / per_epoch,
-                             "tokens": st["tokens"], "seconds": round(time.perf_counter() - t_start, 3),
+                             "tokens": st["tokens"], "seconds": round(clock() - t_start, 3),
                              "lr": trainer.lr, "train_loss": interval["nats"] / interval["count"]})
                     interval["nats"], interval["count"] = 0.0, 0
                 tok_epoch += seen
-                bar.update(st["epoch_nats"], st["epoch_count"], tok_epoch / max(time.perf_counter() - t_epoch, 1e-9))
+                bar.update(st["epoch_nats"], st["epoch_count"], tok_epoch / max(clock() - t_epoch, 1e-9))
                 if cfg.max_steps and st["step"] >= cfg.max_steps:
                     stopped = "max_steps"
-                elif cfg.max_minutes and time.perf_counter() - t_start >= cfg.max_minutes * 60:
+                elif cfg.max_minutes and clock() - t_start >= cfg.max_minutes * 60:
                     stopped = "max_minutes"
                 if stopped != "epochs":
                     break
@@ -286,9 +293,14 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
             if cfg.early_stop and st["bad_evals"] >= cfg.early_stop and stopped == "epochs":
                 stopped = "early_stop"
         elif stopped != "early_stop":
+            # logged, and kept if best, but not one of the run's evaluations: best_loss and
+            # bad_evals (plateau, early stopping) stay as they were, so --resume goes on exactly
+            # as a run that never stopped
+            kept = st["best_loss"], st["bad_evals"]
             validate("stop")
+            st["best_loss"], st["bad_evals"] = kept
         save_state(carry)
-    seconds = time.perf_counter() - t_start
+    seconds = clock() - t_start
     if best is None:
         raise ConfigError("no training happened (--epochs 0?)")
     if world > 1:
