@@ -10,6 +10,7 @@ from conftest import make_model_dir
 from rnnkit.config import SampleConfig
 from rnnkit.errors import ConfigError
 from rnnkit.generate import beam_search, filter_logprobs, generate, sample
+from rnnkit.numpy_engine import RNNLM
 
 LOGP = np.log(np.array([[0.05, 0.4, 0.3, 0.15, 0.1]]))
 
@@ -53,6 +54,18 @@ def lm(tmp_path_factory):
     return rnnkit.load(make_model_dir(tmp_path_factory.mktemp("g") / "m", cell="gru", num_layers=1))
 
 
+@pytest.fixture(scope="module")
+def eos_lm(tmp_path_factory):
+    """The same kind of model (float64) with the </s> logit raised by 2: it likes to stop, so
+    min_len and the length penalty decide the output."""
+    lm = rnnkit.load(make_model_dir(tmp_path_factory.mktemp("e") / "m", cell="gru", num_layers=1))
+    sd = lm.model.state_dict()
+    sd["decoder.bias"] = sd["decoder.bias"].astype(np.float64)
+    sd["decoder.bias"][lm.vocab.eos_id] += 2.0
+    lm.model = RNNLM(lm.config, sd, dtype=np.float64)
+    return lm
+
+
 def test_same_seed_same_output(lm):
     a = lm.generate(num_samples=3, seed=5, max_len=12)
     b = lm.generate(num_samples=3, seed=5, max_len=12)
@@ -71,6 +84,97 @@ def test_beam_search_beats_or_ties_greedy_in_logprob(lm):
     greedy = beam_search(lm.model, lm.vocab, [], SampleConfig(beam=1, max_len=10, length_penalty=0.0))
     wide = beam_search(lm.model, lm.vocab, [], SampleConfig(beam=5, max_len=10, length_penalty=0.0))
     assert wide.logprob >= greedy.logprob - 1e-9
+
+
+def stepped_logprob(lm, prompt: list[int], ids: list[int], finished: bool, min_len: int) -> float:
+    """ln p of `ids` (then </s> when finished) after <s> prompt, by stepping the model here, each
+    step renormalised after banning <unk>, <s> and (before min_len) </s>, as the search does."""
+    v = lm.vocab
+    state, total = lm.model.init_state(1), 0.0
+    context = [v.bos_id] + prompt
+    for tok in context[:-1]:
+        _, state = lm.model.step_logprobs(np.array([tok]), state)
+    cur = context[-1]
+    for t, nxt in enumerate(ids + ([v.eos_id] if finished else [])):
+        logp, state = lm.model.step_logprobs(np.array([cur]), state)
+        z = logp[0].copy()
+        z[[v.unk_id, v.bos_id] + ([v.eos_id] if t < min_len else [])] = -np.inf
+        total += z[nxt] - np.logaddexp.reduce(z)
+        cur = nxt
+    return float(total)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0, 2.0])
+@pytest.mark.parametrize("min_len", [0, 3])
+@pytest.mark.parametrize("which", ["lm", "eos_lm"])
+def test_beam_hypothesis_is_what_it_claims(request, which, alpha, min_len):
+    """Every length penalty: the returned ids respect min/max_len, the reported logprob is the
+    model's (stepped here), and the normalised score is logprob / length**alpha."""
+    lm = request.getfixturevalue(which)
+    prompt = [lm.vocab.encode(["the"])[0]]
+    hyp = beam_search(lm.model, lm.vocab, prompt, SampleConfig(beam=4, max_len=9, min_len=min_len,
+                                                               length_penalty=alpha))
+    assert min_len <= len(hyp.ids) <= 9 and (hyp.finished or len(hyp.ids) == 9)
+    assert lm.vocab.unk_id not in hyp.ids and lm.vocab.bos_id not in hyp.ids and lm.vocab.eos_id not in hyp.ids
+    assert hyp.logprob == pytest.approx(stepped_logprob(lm, prompt, hyp.ids, hyp.finished, min_len), abs=1e-6)
+    length = len(hyp.ids) + hyp.finished
+    assert hyp.score(alpha) == pytest.approx(hyp.logprob / length ** alpha, abs=1e-12)
+
+
+def test_length_penalty_orders_by_length(eos_lm):
+    """The search's pool does not depend on alpha, only the final pick does: a larger alpha
+    never picks a shorter hypothesis; alpha 0 picks the highest total log-probability; each
+    pick is the best of the three under its own alpha. On this model alpha 2 differs."""
+    lm = eos_lm
+    prompt = lm.vocab.encode(["the"])
+    alphas = (0.0, 1.0, 2.0)
+    hyps = [beam_search(lm.model, lm.vocab, prompt, SampleConfig(beam=5, max_len=10, length_penalty=a))
+            for a in alphas]
+    lengths = [len(h.ids) + h.finished for h in hyps]
+    assert lengths == sorted(lengths) and lengths[0] < lengths[-1]
+    assert hyps[0].logprob == max(h.logprob for h in hyps)
+    for a, h in zip(alphas, hyps):
+        assert h.score(a) >= max(g.score(a) for g in hyps) - 1e-12
+        assert h.score(a) == pytest.approx(h.logprob / (len(h.ids) + h.finished) ** a, abs=1e-12)
+
+
+def argmax_chain(lm, prompt: list[int], max_len: int, min_len: int) -> list[int]:
+    v, out = lm.vocab, []
+    state = lm.model.init_state(1)
+    context = [v.bos_id] + prompt
+    for tok in context[:-1]:
+        _, state = lm.model.step_logprobs(np.array([tok]), state)
+    cur = context[-1]
+    for t in range(max_len):
+        logp, state = lm.model.step_logprobs(np.array([cur]), state)
+        z = logp[0].copy()
+        z[[v.unk_id, v.bos_id] + ([v.eos_id] if t < min_len else [])] = -np.inf
+        cur = int(np.argmax(z))
+        if cur == v.eos_id:
+            break
+        out.append(cur)
+    return out
+
+
+@pytest.mark.parametrize("min_len", [0, 1, 2, 5])
+def test_greedy_with_min_len_below_max_len(eos_lm, min_len):
+    """This model prefers </s> as soon as it is allowed: greedy stops exactly at min_len."""
+    lm = eos_lm
+    for prompt in ([], lm.vocab.encode(["a", "cat"])):
+        want = argmax_chain(lm, prompt, 12, min_len)
+        assert len(want) == min_len
+        assert generate(lm.model, lm.vocab, prompt, SampleConfig(greedy=True, max_len=12, min_len=min_len)) == [want]
+        assert beam_search(lm.model, lm.vocab, prompt, SampleConfig(beam=1, max_len=12, min_len=min_len)).ids == want
+
+
+def test_sampling_min_len_below_max_len(eos_lm):
+    lm = eos_lm
+    outs = generate(lm.model, lm.vocab, [], SampleConfig(num_samples=200, seed=3, max_len=8, min_len=3,
+                                                          temperature=3.0))
+    lengths = [len(o) for o in outs]
+    assert min(lengths) == 3 and max(lengths) == 8  # </s> happens as soon as it is allowed, not before
+    for o in outs:
+        assert lm.vocab.unk_id not in o and lm.vocab.bos_id not in o and lm.vocab.eos_id not in o
 
 
 def test_no_unk_min_len_and_max_len(lm):
