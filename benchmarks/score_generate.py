@@ -34,7 +34,7 @@ from rnnkit.checkpoint import Checkpoint
 from rnnkit.config import ModelConfig, SampleConfig, TokenizerConfig
 from rnnkit.data import read_sentences
 from rnnkit.errors import RnnkitError
-from rnnkit.generate import continue_from, prime
+from rnnkit.inference.generate import continue_from, prime
 from rnnkit.params import init_params
 from rnnkit.text import Vocab, WordTokenizer
 

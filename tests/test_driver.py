@@ -1,4 +1,4 @@
-"""The training driver (`rnnkit.train.train`, `rnnkit train`): what it feeds the engine's
+"""The training driver (`rnnkit.training.driver.train`, `rnnkit train`): what it feeds the engine's
 Trainer and what it decides from validation.
 
 Every check compares the driver with a reference that does not go through the driver: a
@@ -22,11 +22,11 @@ import rnnkit
 from rnnkit import checkpoint
 from rnnkit.cli import main
 from rnnkit.config import ModelConfig, TokenizerConfig, TrainConfig
-from rnnkit.evaluate import EvalResult
+from rnnkit.inference.evaluate import EvalResult
 from rnnkit.numpy_engine import RNNLM as NumpyRNNLM
 from rnnkit.numpy_engine import Trainer as NumpyTrainer
 
-train_mod = importlib.import_module("rnnkit.train")  # the module (rnnkit.train is also re-exported as a function)
+train_mod = importlib.import_module("rnnkit.training.driver")
 
 # --------------------------------------------------------------------------- corpora
 

@@ -1,6 +1,6 @@
 """Stream- and sentence-mode evaluation against plain one-token-at-a-time loops written here.
 
-The reference never calls rnnkit.evaluate or rnnkit.data: it builds the stream
+The reference never calls rnnkit.inference.evaluate or rnnkit.data: it builds the stream
 `<s> w.. </s> <s> ...` itself, cuts the N - 1 targets into B consecutive columns of
 L = ceil((N - 1) / B) targets (the documented layout of evaluate.stream_columns: column b holds
 targets [b*L, (b+1)*L), the last one(s) short), and steps each column from a zero state with
@@ -21,7 +21,7 @@ import pytest
 import rnnkit
 from conftest import has_torch, make_model_dir
 from rnnkit.cli import main
-from rnnkit.evaluate import evaluate_encoded, evaluate_stream
+from rnnkit.inference.evaluate import evaluate_encoded, evaluate_stream
 from rnnkit.numpy_engine import RNNLM
 
 ATOL = 1e-9  # float64 models: batched windows and single steps agree to rounding

@@ -9,7 +9,7 @@ import rnnkit
 from conftest import make_model_dir
 from rnnkit.config import SampleConfig
 from rnnkit.errors import ConfigError
-from rnnkit.generate import beam_search, filter_logprobs, generate, sample
+from rnnkit.inference.generate import beam_search, filter_logprobs, generate, sample
 from rnnkit.numpy_engine import RNNLM
 
 LOGP = np.log(np.array([[0.05, 0.4, 0.3, 0.15, 0.1]]))

@@ -14,7 +14,7 @@ import rnnkit
 from conftest import make_model_dir
 from rnnkit.cli import main
 from rnnkit.config import SampleConfig
-from rnnkit.generate import beam_search, generate
+from rnnkit.inference.generate import beam_search, generate
 from rnnkit.text import BOS, EOS, UNK, Vocab
 
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
@@ -22,7 +22,7 @@ NEG = -np.inf
 
 
 class FakeLM:
-    """The engine contract rnnkit.generate uses (init_state, step_logprobs, token_logprobs,
+    """The engine contract rnnkit.inference.generate uses (init_state, step_logprobs, token_logprobs,
     reorder_state) over a distribution `dist(history)`, where history is the tuple of every
     input fed so far (`<s>` first). The state is that history per row. Calls are counted."""
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rnnkit.config import ModelConfig
-from rnnkit.parallel import map_batches
+from rnnkit.inference.parallel import map_batches
 
 
 class Workers:
@@ -51,7 +51,7 @@ def test_map_batches_error_propagates():
 def test_torch_scoring_in_parallel_is_bitwise_serial_and_restores_threads(monkeypatch):
     torch = pytest.importorskip("torch")
     from rnnkit.params import init_params
-    from rnnkit.score import score_sentences
+    from rnnkit.inference.score import score_sentences
     from rnnkit.text import Vocab, WordTokenizer
     from rnnkit.torch_engine import RNNLM
 

@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 
-from rnnkit.cli_train import load_recipe
+from rnnkit.recipes import load_recipe
 from rnnkit.config import ModelConfig, TokenizerConfig, TrainConfig
-from rnnkit.evaluate import evaluate_sentences
+from rnnkit.inference.evaluate import evaluate_sentences
 from rnnkit.numpy_engine import RNNLM
-from rnnkit.train import prepare_corpus, train
+from rnnkit.training.driver import prepare_corpus, train
 
 
 def test_reddit_tutorial_recipe_trains(shared_data, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import rnnkit
 from rnnkit.cli import main
 from rnnkit.errors import InputError
-from rnnkit.rescore import parse_nbest
+from rnnkit.inference.rescore import parse_nbest
 
 
 def test_parse_formats():

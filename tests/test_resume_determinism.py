@@ -155,8 +155,8 @@ def test_resume_after_max_steps_follows_the_cosine_plan_of_the_resumed_options(c
 def script_validation(monkeypatch, loss_at) -> None:
     """Validation loss = loss_at(step), the step being the numpy Trainer's update count (the
     model at that step is the same in every run, so the score may be too)."""
-    train_mod = importlib.import_module("rnnkit.train")  # the module (rnnkit.train is also the function)
-    from rnnkit.evaluate import EvalResult
+    train_mod = importlib.import_module("rnnkit.training.driver")
+    from rnnkit.inference.evaluate import EvalResult
     from rnnkit.numpy_engine import Trainer
 
     now = {"step": 0}

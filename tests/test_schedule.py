@@ -7,7 +7,7 @@ import math
 import pytest
 
 from rnnkit.config import TrainConfig
-from rnnkit.schedule import Schedule, scaled_lr
+from rnnkit.training.schedule import Schedule, scaled_lr
 
 
 def test_cosine_with_warmup():

@@ -11,7 +11,7 @@ import rnnkit
 from conftest import TINY_CORPUS, make_model_dir
 from rnnkit.api import LanguageModel
 from rnnkit.numpy_engine import RNNLM
-from rnnkit.score import Summary, score_sentences
+from rnnkit.inference.score import Summary, score_sentences
 
 SENTS = TINY_CORPUS + ["the cat saw a zebra .", "", "dog"]
 

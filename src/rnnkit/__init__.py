@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 from .api import LanguageModel, load
 from .config import ModelConfig, SampleConfig, TokenizerConfig, TrainConfig
 from .errors import RnnkitError
-from .train import train
+from .training import train
 
 __all__ = ["LanguageModel", "ModelConfig", "RnnkitError", "SampleConfig", "TokenizerConfig", "TrainConfig",
            "__version__", "load", "train"]

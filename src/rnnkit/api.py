@@ -19,10 +19,10 @@ from .config import SampleConfig
 from .data import encode_sentences
 from .engines import build_model
 from .errors import ConfigError
-from .evaluate import EvalResult, evaluate_encoded
-from .generate import generate as _generate
-from .rescore import Hyp, combine
-from .score import SentenceScore, Summary, log_base_value, score_sentences
+from .inference.evaluate import EvalResult, evaluate_encoded
+from .inference.generate import generate as _generate
+from .inference.rescore import Hyp, combine
+from .inference.score import SentenceScore, Summary, log_base_value, score_sentences
 from .text import EOS, make_tokenizer
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .text import Vocab
+from ..text import Vocab
 
 
 @dataclass
@@ -73,7 +73,7 @@ def evaluate_stream(model, ids: np.ndarray, vocab: Vocab, batch_size: int = 10, 
 
 def evaluate_sentences(model, encoded: list[np.ndarray], vocab: Vocab, batch_size: int = 32, seq_len: int = 128) -> EvalResult:
     """Sentence evaluation: state reset per sentence, `<s>` as context, `</s>` predicted."""
-    from .data import sentence_batches
+    from ..data import sentence_batches
     from .parallel import map_batches
 
     total = EvalResult(0.0, 0)
@@ -93,7 +93,7 @@ def evaluate_encoded(model, encoded: list[np.ndarray], vocab: Vocab, mode: str, 
                      seq_len: int = 128) -> EvalResult:
     """Sentences as ids, in stream mode (state carried across them) or sentence mode (reset)."""
     if mode == "stream":
-        from .data import stream_ids
+        from ..data import stream_ids
 
         return evaluate_stream(model, stream_ids(encoded, vocab), vocab, batch_size, seq_len)
     return evaluate_sentences(model, encoded, vocab, batch_size, seq_len)

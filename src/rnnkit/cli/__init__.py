@@ -12,8 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import __version__
-from .errors import RnnkitError
+from .. import __version__
+from ..errors import RnnkitError
 
 EPILOG = """examples:
   rnnkit demo                                   train a small model offline and try it
@@ -53,7 +53,7 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .cli_train import add_train_parser
+    from .train import add_train_parser
 
     parser = argparse.ArgumentParser(
         prog="rnnkit", description="Recurrent-neural-network language models: train, evaluate, score, generate.",
@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    from . import cli_commands
+    from . import commands as cli_commands
 
     handler = getattr(cli_commands, f"cmd_{args.command}")
     try:

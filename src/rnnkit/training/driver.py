@@ -22,16 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from . import checkpoint
-from .config import ModelConfig, TokenizerConfig, TrainConfig
-from .data import KNOWN_DATASETS, StreamBatcher, read_sentences, sentence_batches, stream_ids
-from .data.datasets import parse_source
-from .engines import build_model, get_engine
-from .errors import ConfigError, InputError
-from .evaluate import EvalResult, evaluate_encoded, unigram_baseline
+from .. import checkpoint
+from ..config import ModelConfig, TokenizerConfig, TrainConfig
+from ..data import KNOWN_DATASETS, StreamBatcher, read_sentences, sentence_batches, stream_ids
+from ..data.datasets import parse_source
+from ..engines import build_model, get_engine
+from ..errors import ConfigError, InputError
+from ..inference.evaluate import EvalResult, evaluate_encoded, unigram_baseline
 from .schedule import Schedule
-from .text import Vocab, make_tokenizer
-from .trainer_state import load_trainer_state, save_trainer_state, state_from_arrays
+from ..text import Vocab, make_tokenizer
+from .resume import load_trainer_state, save_trainer_state, state_from_arrays
 
 
 @dataclass
@@ -138,7 +138,7 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
     device = cfg.device
     if cfg.engine == "torch":
         get_engine("torch")
-        from .torch_engine.distributed import init_distributed
+        from ..torch_engine.distributed import init_distributed
 
         rank, world, local_rank = init_distributed(device)
         if world > 1 and device in ("cuda", "auto"):
@@ -304,7 +304,7 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
     if best is None:
         raise ConfigError("no training happened (--epochs 0?)")
     if world > 1:
-        from .torch_engine.distributed import cleanup
+        from ..torch_engine.distributed import cleanup
 
         cleanup()
     return TrainResult(out, best, unigram, st["step"], st["tokens"], seconds, stopped, history, is_main=main)

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import TokenizerConfig, TrainConfig
+from ..config import TokenizerConfig, TrainConfig
 
 GOOD = "the function returns a new list of the items ."
 SCRAMBLED = "list the returns of items new a function the ."
@@ -19,8 +19,8 @@ DEMO_TOKENIZER = TokenizerConfig(level="word", lowercase=True, max_vocab=5000, m
 
 def run_demo(out: Path, minutes: float = 1.0, engine: str = "numpy", device: str = "auto", seed: int = 0,
              progress: bool = True) -> int:
-    from . import api
-    from .train import train
+    from .. import api
+    from ..training import train
 
     t0 = time.perf_counter()
     say = print

@@ -8,13 +8,11 @@ and sections [model], [tokenizer], [train] whose keys are the config dataclass f
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-import tomllib
-
-from .config import ModelConfig, TokenizerConfig, TrainConfig
-from .errors import ConfigError
+from ..config import ModelConfig, TokenizerConfig, TrainConfig
+from ..errors import ConfigError
+from ..recipes import load_recipe
 
 # flag, section, field, type, help
 OPTIONS: list[tuple[str, str, str, Any, str]] = [
@@ -75,7 +73,7 @@ def add_train_parser(sub) -> None:
     p.add_argument("corpus", metavar="CORPUS", nargs="?", help="file or dataset name (may come from the recipe)")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
     p.add_argument("--valid", metavar="FILE", help="validation file (default: the dataset's own split, else the last 10%%)")
-    p.add_argument("--recipe", metavar="FILE.toml", help="a TOML recipe, or the name of one in recipes/")
+    p.add_argument("--recipe", metavar="NAME|FILE.toml", help="a shipped recipe by name, or a TOML file")
     p.add_argument("--resume", action="store_true", help="continue from MODEL_DIR/trainer_state")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     for flag, section, field, typ, help_ in OPTIONS:
@@ -86,34 +84,6 @@ def add_train_parser(sub) -> None:
         else:
             p.add_argument(flag, dest=f"{section}.{field}", type=typ, default=None, help=help_,
                            metavar="N" if typ is int else ("X" if typ is float else field.upper()))
-
-
-def find_recipe(name: str) -> Path:
-    """A path, or NAME / NAME.toml in ./recipes or in the repository's recipes/."""
-    cands = [Path(name)]
-    if not name.endswith(".toml"):
-        cands.append(Path(name + ".toml"))
-    here = Path(__file__).resolve()
-    for base in [Path.cwd() / "recipes", *(p / "recipes" for p in here.parents[:3])]:
-        cands += [base / name, base / f"{name}.toml"]
-    for c in cands:
-        if c.is_file():
-            return c
-    raise ConfigError(f"--recipe {name}: no such file, and no recipes/{name}.toml")
-
-
-def load_recipe(name: str) -> dict[str, Any]:
-    path = find_recipe(name)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: invalid TOML ({e})") from None
-    allowed = set(RECIPE_SECTIONS) | {"corpus", "valid", "test", "description", "target"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})")
-    data["_path"] = str(path)
-    return data
 
 
 def resolve_train_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -35,15 +35,15 @@ def read_input_lines(path: str) -> list[str]:
     """Lines of a file or of stdin for '-', with the same checks (rnnkit.data.read_text), split
     on "\n" only as the corpus readers do (str.splitlines would also split on form feeds and
     Unicode line separators, and output lines would drift from input lines)."""
-    from .data.readers import decode_text, read_text, split_lines
+    from ..data.readers import decode_text, read_text, split_lines
 
     text = decode_text(sys.stdin.buffer.read(), "<stdin>") if path == "-" else read_text(path)
     return split_lines(text)
 
 
 def cmd_train(args) -> int:
-    from .cli_train import resolve_train_args
-    from .train import train
+    from .train import resolve_train_args
+    from ..training import train
 
     kw = resolve_train_args(args)
     res = train(kw["corpus"], args.out, valid=kw["valid"], model=kw["model"], tokenizer=kw["tokenizer"],
@@ -59,8 +59,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from . import api
-    from .data import read_sentences
+    from .. import api
+    from ..data import read_sentences
 
     lm = api.load(args.model, engine=args.engine, device=args.device)
     level = lm.tokenizer_config.level
@@ -75,9 +75,9 @@ def cmd_eval(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from . import api
-    from .errors import ConfigError
-    from .score import Summary, log_base_value, to_base
+    from .. import api
+    from ..errors import ConfigError
+    from ..inference.score import Summary, log_base_value, to_base
 
     if args.format == "srilm" and args.log_base not in (None, "10"):
         # SRILM's logprob= is log10 by definition: that is what ngram -ppl prints and its tools read
@@ -123,8 +123,8 @@ def cmd_score(args) -> int:
 
 
 def cmd_rescore(args) -> int:
-    from . import api
-    from .rescore import format_best, format_rescored, parse_nbest
+    from .. import api
+    from ..inference.rescore import format_best, format_rescored, parse_nbest
 
     lines = read_input_lines(args.nbest)
     hyps = parse_nbest(lines, args.format, "<stdin>" if args.nbest == "-" else args.nbest)
@@ -147,14 +147,14 @@ def cmd_rescore(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from .plot import plot_run
+    from ..training.curves import plot_run
 
     print(plot_run(args.run, args.output))
     return 0
 
 
 def cmd_download(args) -> int:
-    from .data import download_dataset
+    from ..data import download_dataset
 
     dest = Path(args.dest) if args.dest else Path.home() / ".cache" / "rnnkit" / "datasets"
     for path in download_dataset(args.name, dest):
@@ -163,7 +163,7 @@ def cmd_download(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from . import api
+    from .. import api
 
     lm = api.load(args.model, engine=args.engine, device=args.device)
     max_len = args.max_len or (500 if lm.tokenizer_config.level == "char" else 50)
@@ -183,7 +183,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_gradcheck(args) -> int:
-    from .numpy_engine import gradcheck
+    from ..numpy_engine import gradcheck
 
     # a relu pre-activation too close to the kink raises ConfigError ("choose another seed")
     errors = gradcheck(args.cell, num_layers=args.layers, nonlinearity=args.nonlinearity,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .parallel import map_batches
 
 LOG_BASES = {"e": math.e, "10": 10.0, "2": 2.0}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from .config import TrainConfig
+from ..config import TrainConfig
 
 
 def scaled_lr(cfg: TrainConfig, world_size: int = 1) -> float:

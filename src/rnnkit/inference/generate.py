@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import SampleConfig
+from ..config import SampleConfig
 
 
 def filter_logprobs(logp: np.ndarray, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,

@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-from .errors import ConfigError, InputError
+from ..errors import ConfigError, InputError
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from . import checkpoint
-from .config import ModelConfig, TokenizerConfig, TrainConfig
-from .errors import CheckpointError, ConfigError
-from .text import Vocab
+from .. import checkpoint
+from ..config import ModelConfig, TokenizerConfig, TrainConfig
+from ..errors import CheckpointError, ConfigError
+from ..text import Vocab
 
 DIRNAME = "trainer_state"
 CARRY_PREFIX = "carry."
