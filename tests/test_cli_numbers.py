@@ -60,7 +60,7 @@ class Ref:
 
     def walk(self, seq: list[int]) -> list[float]:
         """ln p(seq[t+1] | seq[:t+1]) for every t: seq[0] is fed to the initial state."""
-        state, out = self.model.init_state(1), []
+        state, out = self.model.init_hidden(1), []
         for a, b in itertools.pairwise(seq):
             logp, state = self.model.step_logprobs(np.array([a]), state)
             out.append(float(logp[0, b]))

@@ -120,19 +120,19 @@ def snap(state) -> list[np.ndarray] | None:
 
 
 def record_steps(monkeypatch, trainer_cls, *, after=None) -> list[dict]:
-    """Wrap trainer_cls.step: record x, y, mask, state in/out, lr and the returned loss."""
+    """Wrap trainer_cls.step: record x, y, mask, hidden in/out, lr and the returned loss."""
     calls: list[dict] = []
     real = trainer_cls.step
 
-    def step(self, x, y, mask=None, state=None):
+    def step(self, x, y, mask=None, hidden=None):
         rec = {"x": np.array(x, copy=True), "y": np.array(y, copy=True),
-               "mask": None if mask is None else np.array(mask, copy=True), "state_in": snap(state), "lr": self.lr}
-        nats, count, new_state = real(self, x, y, mask, state)
-        rec.update(state_out=snap(new_state), nats=nats, count=count)
+               "mask": None if mask is None else np.array(mask, copy=True), "hidden_in": snap(hidden), "lr": self.lr}
+        nats, count, new_hidden = real(self, x, y, mask, hidden)
+        rec.update(hidden_out=snap(new_hidden), nats=nats, count=count)
         calls.append(rec)
         if after is not None:
             nats = after(len(calls), nats, count)
-        return nats, count, new_state
+        return nats, count, new_hidden
 
     monkeypatch.setattr(trainer_cls, "step", step)
     return calls
@@ -184,13 +184,13 @@ def check_stream_carry(calls, windows, epochs):
         np.testing.assert_array_equal(c["y"], y, err_msg=f"step {i + 1}: y")
         np.testing.assert_array_equal(np.asarray(c["mask"], dtype=np.float32), m, err_msg=f"step {i + 1}: mask")
         if i % len(windows) == 0:
-            assert c["state_in"] is None or all(not a.any() for a in c["state_in"]), f"step {i + 1}: not reset at epoch start"
+            assert c["hidden_in"] is None or all(not a.any() for a in c["hidden_in"]), f"step {i + 1}: not reset at epoch start"
         else:
-            prev = calls[i - 1]["state_out"]
-            assert c["state_in"] is not None, f"step {i + 1}: state not carried (None passed)"
+            prev = calls[i - 1]["hidden_out"]
+            assert c["hidden_in"] is not None, f"step {i + 1}: state not carried (None passed)"
             assert all(a.any() for a in prev), "the carried state should be non-zero"
-            assert len(c["state_in"]) == len(prev)
-            for a, b in zip(c["state_in"], prev):
+            assert len(c["hidden_in"]) == len(prev)
+            for a, b in zip(c["hidden_in"], prev):
                 assert np.array_equal(a, b), f"step {i + 1}: state in is not the previous window's final state"
 
 
@@ -211,7 +211,7 @@ def test_stream_mode_carries_state_across_windows_numpy(tmp_path, files, monkeyp
     tr = NumpyTrainer(lm, cfg)
     monkeypatch.undo()
     for _ in range(2):
-        state = lm.init_state(4)
+        state = lm.init_hidden(4)
         for x, y, m in windows:
             _, _, state = tr.step(x, y, m, state)
     final = checkpoint.load_tensors(out / "trainer_state" / "model.safetensors")
@@ -240,13 +240,13 @@ def test_stream_mode_carries_state_across_windows_torch(tmp_path, files, monkeyp
     lm = build_model("torch", ModelConfig.from_dict(saved), None, seed=0, device="cpu")
     tr = TorchTrainer(lm, TrainConfig(**cfg))
     for _ in range(2):
-        state = lm.init_state(4)
+        state = lm.init_hidden(4)
         for x, y, m in windows:
             _, _, state = tr.step(x, y, m, state)
     final = checkpoint.load_tensors(out / "trainer_state" / "model.safetensors")
     for k, v in lm.state_dict().items():
         np.testing.assert_allclose(final[k], v, rtol=1e-6, atol=1e-7, err_msg=k)
-    assert torch.is_tensor(lm.init_state(1)[0][0])
+    assert torch.is_tensor(lm.init_hidden(1)[0][0])
 
 
 # --------------------------------------------------------------------------- 2. bptt truncation
@@ -525,7 +525,7 @@ def test_sentence_mode_trains_and_reshuffles_every_epoch_from_the_seed(tmp_path,
     for e, batches in enumerate(epochs):
         assert sorted(s for b in batches for s in b) == sorted(train_lines), f"epoch {e + 1}: not every sentence once"
     for c in a:  # state reset per batch in sentence mode
-        assert c["state_in"] is None or all(not s.any() for s in c["state_in"])
+        assert c["hidden_in"] is None or all(not s.any() for s in c["hidden_in"])
     assert epochs[0] != epochs[1] and epochs[1] != epochs[2] and epochs[0] != epochs[2]
 
     rows = valid_rows(tmp_path / "a")

@@ -58,7 +58,7 @@ def my_stream(encoded, vocab) -> list[int]:
 
 def step_column(model, inputs: list[int], targets: list[int], vocab) -> tuple[float, int, int]:
     """(nats, count, oov) of one column, stepped from a zero state, state carried throughout."""
-    state = model.init_state(1)
+    state = model.init_hidden(1)
     nats, count, oov = 0.0, 0, 0
     for x, y in zip(inputs, targets):
         logp, state = model.step_logprobs(np.array([x], dtype=np.int64), state)

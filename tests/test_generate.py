@@ -90,7 +90,7 @@ def stepped_logprob(lm, prompt: list[int], ids: list[int], finished: bool, min_l
     """ln p of `ids` (then </s> when finished) after <s> prompt, by stepping the model here, each
     step renormalised after banning <unk>, <s> and (before min_len) </s>, as the search does."""
     v = lm.vocab
-    state, total = lm.model.init_state(1), 0.0
+    state, total = lm.model.init_hidden(1), 0.0
     context = [v.bos_id] + prompt
     for tok in context[:-1]:
         _, state = lm.model.step_logprobs(np.array([tok]), state)
@@ -140,7 +140,7 @@ def test_length_penalty_orders_by_length(eos_lm):
 
 def argmax_chain(lm, prompt: list[int], max_len: int, min_len: int) -> list[int]:
     v, out = lm.vocab, []
-    state = lm.model.init_state(1)
+    state = lm.model.init_hidden(1)
     context = [v.bos_id] + prompt
     for tok in context[:-1]:
         _, state = lm.model.step_logprobs(np.array([tok]), state)

@@ -22,8 +22,8 @@ NEG = -np.inf
 
 
 class FakeLM:
-    """The engine contract rnnkit.inference.generate uses (init_state, step_logprobs, token_logprobs,
-    reorder_state) over a distribution `dist(history)`, where history is the tuple of every
+    """The engine contract rnnkit.inference.generate uses (init_hidden, step_logprobs, token_logprobs,
+    reorder_hidden) over a distribution `dist(history)`, where history is the tuple of every
     input fed so far (`<s>` first). The state is that history per row. Calls are counted."""
 
     def __init__(self, K: int, dist):
@@ -33,7 +33,7 @@ class FakeLM:
         self.primed_steps = 0  # time steps passed to token_logprobs
         self.token_calls = 0
 
-    def init_state(self, batch_size: int):
+    def init_hidden(self, batch_size: int):
         return [() for _ in range(batch_size)]
 
     def _logp(self, hist) -> np.ndarray:
@@ -54,7 +54,7 @@ class FakeLM:
         T, B = x.shape
         self.token_calls += 1
         self.primed_steps += T
-        state = self.init_state(B) if state is None else list(state)
+        state = self.init_hidden(B) if state is None else list(state)
         out = np.zeros((T, B))
         for t in range(T):
             state = [h + (int(x[t, b]),) for b, h in enumerate(state)]
@@ -62,7 +62,7 @@ class FakeLM:
                 out[t, b] = self._logp(state[b])[y[t, b]]
         return out, state
 
-    def reorder_state(self, state, index):
+    def reorder_hidden(self, state, index):
         return [state[int(i)] for i in np.asarray(index).reshape(-1)]
 
 
@@ -238,8 +238,8 @@ class Counting:
         self.model = model
         self.step_calls = self.step_rows = self.primed_steps = 0
 
-    def init_state(self, batch_size):
-        return self.model.init_state(batch_size)
+    def init_hidden(self, batch_size):
+        return self.model.init_hidden(batch_size)
 
     def step_logprobs(self, tokens, state):
         self.step_calls += 1
@@ -250,8 +250,8 @@ class Counting:
         self.primed_steps += np.asarray(x).shape[0]
         return self.model.token_logprobs(x, y, state, mask=mask)
 
-    def reorder_state(self, state, index):
-        return self.model.reorder_state(state, index)
+    def reorder_hidden(self, state, index):
+        return self.model.reorder_hidden(state, index)
 
 
 @pytest.fixture(scope="module")
@@ -334,7 +334,7 @@ def cli_lines(capsys, argv) -> list[str]:
 
 def first_token_probs(lm) -> np.ndarray:
     """p(first token | <s>) with <unk> and <s> banned, renormalised (reference, by stepping)."""
-    logp, _ = lm.model.step_logprobs(np.array([lm.vocab.bos_id]), lm.model.init_state(1))
+    logp, _ = lm.model.step_logprobs(np.array([lm.vocab.bos_id]), lm.model.init_hidden(1))
     p = np.exp(logp[0].astype(np.float64))
     p[[lm.vocab.unk_id, lm.vocab.bos_id]] = 0.0
     return p / p.sum()
@@ -386,7 +386,7 @@ def test_cli_top_p(model_dir, capsys):
 
 
 def argmax_chain(lm, prompt_ids: list[int], max_len: int, min_len: int = 0) -> list[int]:
-    state, out = lm.model.init_state(1), []
+    state, out = lm.model.init_hidden(1), []
     context = [lm.vocab.bos_id] + prompt_ids
     for tok in context[:-1]:
         _, state = lm.model.step_logprobs(np.array([tok]), state)

@@ -26,21 +26,21 @@ def test_stream_two_windows_equal_one_double_window(cell):
     x, y = data(T=8)
     logits, loss, n, st = model.forward(x, y)
     l1, a, n1, s1 = model.forward(x[:4], y[:4])
-    l2, b, n2, s2 = model.forward(x[4:], y[4:], state=s1)
+    l2, b, n2, s2 = model.forward(x[4:], y[4:], hidden=s1)
     np.testing.assert_allclose(np.concatenate([l1, l2]), logits, rtol=1e-12, atol=1e-14)
     assert a + b == pytest.approx(loss, rel=1e-12) and n1 + n2 == n == 24
     for u, v in zip(st, s2):
         np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-12)
     # forward_backward carries the same state and loss
     fa, _, _, t1 = model.forward_backward(x[:4], y[:4])
-    fb, _, _, _ = model.forward_backward(x[4:], y[4:], state=t1)
+    fb, _, _, _ = model.forward_backward(x[4:], y[4:], hidden=t1)
     assert fa + fb == pytest.approx(loss, rel=1e-12)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm"])
 def test_state_shapes_and_reorder(cell):
     model = RNNLM(cfg_for(cell))
-    st = model.init_state(4)
+    st = model.init_hidden(4)
     assert len(st) == 2
     if cell == "lstm":
         assert all(h.shape == c.shape == (4, 5) for h, c in st)
@@ -48,7 +48,7 @@ def test_state_shapes_and_reorder(cell):
         assert all(h.shape == (4, 5) and h.dtype == np.float32 for h in st)
     x, _ = data(T=3, B=4)
     _, _, _, st = model.forward(x)
-    r = model.reorder_state(st, [2, 2, 0])
+    r = model.reorder_hidden(st, [2, 2, 0])
     first = (lambda s: s[0]) if cell == "lstm" else (lambda s: s)
     np.testing.assert_array_equal(first(r[1]), first(st[1])[[2, 2, 0]])
 
@@ -79,7 +79,7 @@ def test_token_and_step_logprobs_agree_with_forward(cell):
     ref = ref - ref.max(-1, keepdims=True)
     ref = ref - np.log(np.exp(ref).sum(-1, keepdims=True))
     np.testing.assert_allclose(lp, np.take_along_axis(ref, y[..., None], -1)[..., 0], rtol=1e-5, atol=1e-6)
-    st = model.init_state(3)
+    st = model.init_hidden(3)
     for t in range(x.shape[0]):
         step, st = model.step_logprobs(x[t], st)
         assert step.shape == (3, 11) and step.dtype == np.float64

@@ -132,7 +132,7 @@ def problem(cell, layers=1, nonlinearity="tanh", tie=False, T=5, B=3, seed=0):
     mask = (rng.random((T, B)) > 0.3).astype(float)
     mask[-1, 0] = 0.0
     model = RNNLM(cfg, p, dtype=np.float64)
-    st = model.init_state(B)
+    st = model.init_hidden(B)
     if cell == "lstm":
         st = [(rng.uniform(-0.5, 0.5, (B, 4)), rng.uniform(-0.5, 0.5, (B, 4))) for _ in st]
     else:

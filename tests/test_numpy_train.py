@@ -204,7 +204,7 @@ def test_training_learns_a_repeating_pattern(optimizer, cell, lr):
     for epoch in range(4):  # 240 steps, stream mode (state carried)
         st, total, count = None, 0.0, 0
         for x, y in pattern_batches():
-            loss, n, st = tr.step(x, y, state=st)
+            loss, n, st = tr.step(x, y, hidden=st)
             total, count = total + loss, count + n
             first = first if first is not None else loss / n
     assert first == pytest.approx(np.log(12), rel=0.05)  # untrained: about uniform

@@ -70,7 +70,7 @@ def test_forward_logprobs_and_gradients(cell, nl, tie, dtype):
     pb, _ = tm.token_logprobs(x, y)
     np.testing.assert_allclose(pa, pb, **tol)
     # gradients of the summed loss, starting from a non-zero state given as numpy arrays
-    state = npm.init_state(4)
+    state = npm.init_hidden(4)
     state = [tuple(a + 0.1 for a in s) if cell == "lstm" else s + 0.1 for s in state]
     lossa, na, ga, sa = npm.forward_backward(x, y, mask, state)
     lossb, nb, gb, sb = tm.forward_backward(x, y, mask, state)
@@ -102,7 +102,7 @@ def test_carried_state_and_step_logprobs(cell, nl, tie):
     qa, sa = npm.step_logprobs(x[0], sa)
     qb, sb = tm.step_logprobs(x[0], sb)
     np.testing.assert_allclose(qa, qb, **tol)
-    assert_state_close(npm.reorder_state(sa, [3, 0]), tm.reorder_state(sb, [3, 0]), tol)
+    assert_state_close(npm.reorder_hidden(sa, [3, 0]), tm.reorder_hidden(sb, [3, 0]), tol)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

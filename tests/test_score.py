@@ -27,7 +27,7 @@ def lm(tmp_path_factory) -> LanguageModel:
 def reference_logprobs(lm: LanguageModel, text: str) -> list[float]:
     """ln p of each word and </s> by running the model one token at a time from <s>."""
     ids = lm.vocab.encode(lm.tokenize(text)) + [lm.vocab.eos_id]
-    state, cur, out = lm.model.init_state(1), np.array([lm.vocab.bos_id]), []
+    state, cur, out = lm.model.init_hidden(1), np.array([lm.vocab.bos_id]), []
     for i in ids:
         logp, state = lm.model.step_logprobs(cur, state)
         out.append(float(logp[0, i]))

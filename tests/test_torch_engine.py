@@ -90,13 +90,13 @@ def test_forward_contract(cell, nl):
     b, _ = m.token_logprobs(xx[3:], yy[3:], s_np)
     np.testing.assert_allclose(np.concatenate([a, b]), whole, rtol=1e-12)
     # step_logprobs walks the same path one token at a time
-    st = m.init_state(3)
+    st = m.init_hidden(3)
     for t in range(3):
         sl, st = m.step_logprobs(xx[t], st)
         assert sl.shape == (3, K)
         np.testing.assert_allclose(sl[np.arange(3), yy[t]], whole[t], rtol=1e-12)
-    # reorder_state picks rows
-    r = m.reorder_state(st, [2, 2, 0])
+    # reorder_hidden picks rows
+    r = m.reorder_hidden(st, [2, 2, 0])
     first = (lambda p: p[0]) if cell == "lstm" else (lambda p: p)
     np.testing.assert_array_equal(first(r[0]).numpy(), first(st[0]).numpy()[[2, 2, 0]])
 

@@ -50,13 +50,13 @@ def stream_columns(ids: np.ndarray, vocab: Vocab, batch_size: int) -> tuple[np.n
     return np.ascontiguousarray(x), np.ascontiguousarray(y), np.ascontiguousarray(mask.astype(np.float32))
 
 
-def _masked_sum(model, x, y, mask, state, seq_len: int, unk_id: int) -> EvalResult:
-    """Sum ln p over the mask, walking windows of seq_len and carrying the state."""
+def _masked_sum(model, x, y, mask, hidden, seq_len: int, unk_id: int) -> EvalResult:
+    """Sum ln p over the mask, walking windows of seq_len and carrying the hidden."""
     res = EvalResult(0.0, 0)
     for t0 in range(0, x.shape[0], seq_len):
         sl = slice(t0, t0 + seq_len)
         m = mask[sl].astype(bool)
-        logp, state = model.token_logprobs(x[sl], y[sl], state, mask=m)
+        logp, hidden = model.token_logprobs(x[sl], y[sl], hidden, mask=m)
         res.nats -= float(logp[m].sum())
         res.count += int(m.sum())
         res.oov += int((y[sl][m] == unk_id).sum())
@@ -64,15 +64,15 @@ def _masked_sum(model, x, y, mask, state, seq_len: int, unk_id: int) -> EvalResu
 
 
 def evaluate_stream(model, ids: np.ndarray, vocab: Vocab, batch_size: int = 10, seq_len: int = 128) -> EvalResult:
-    """Stream evaluation (state carried across sentences), as PTB results are reported."""
+    """Stream evaluation (hidden carried across sentences), as PTB results are reported."""
     if len(ids) < 2:
         return EvalResult(0.0, 0)
     x, y, mask = stream_columns(ids, vocab, batch_size)
-    return _masked_sum(model, x, y, mask, model.init_state(x.shape[1]), seq_len, vocab.unk_id)
+    return _masked_sum(model, x, y, mask, model.init_hidden(x.shape[1]), seq_len, vocab.unk_id)
 
 
 def evaluate_sentences(model, encoded: list[np.ndarray], vocab: Vocab, batch_size: int = 32, seq_len: int = 128) -> EvalResult:
-    """Sentence evaluation: state reset per sentence, `<s>` as context, `</s>` predicted."""
+    """Sentence evaluation: hidden reset per sentence, `<s>` as context, `</s>` predicted."""
     from ..data import sentence_batches
     from .parallel import map_batches
 
@@ -81,7 +81,7 @@ def evaluate_sentences(model, encoded: list[np.ndarray], vocab: Vocab, batch_siz
 
     def batch_sum(batch) -> EvalResult:
         x, y, mask = batch
-        return _masked_sum(model, x, y, mask, model.init_state(x.shape[1]), seq_len, vocab.unk_id)
+        return _masked_sum(model, x, y, mask, model.init_hidden(x.shape[1]), seq_len, vocab.unk_id)
 
     batches = sentence_batches([encoded[i] for i in order], vocab, batch_size, rng=None)
     for res in map_batches(model, batch_sum, batches):  # summed in batch order: same result either way
@@ -91,7 +91,7 @@ def evaluate_sentences(model, encoded: list[np.ndarray], vocab: Vocab, batch_siz
 
 def evaluate_encoded(model, encoded: list[np.ndarray], vocab: Vocab, mode: str, batch_size: int = 10,
                      seq_len: int = 128) -> EvalResult:
-    """Sentences as ids, in stream mode (state carried across them) or sentence mode (reset)."""
+    """Sentences as ids, in stream mode (hidden carried across them) or sentence mode (reset)."""
     if mode == "stream":
         from ..data import stream_ids
 

@@ -1,7 +1,7 @@
 """Text generation: sampling (temperature, top-k, top-p), greedy, and beam search.
 
 Sampling is a pure function of the log-probabilities and an explicit numpy Generator, so
-the same seed gives the same output on either engine. Generation carries the hidden state:
+the same seed gives the same output on either engine. Generation carries the hidden hidden:
 each new token costs one recurrent step whatever the length so far.
 """
 
@@ -58,12 +58,12 @@ def _banned(vocab, K: int, allow_eos: bool) -> np.ndarray:
 
 
 def prime(model, context: list[int], batch: int):
-    """Run the context through the model; returns the state before its last token, and that token."""
-    state = model.init_state(batch)
+    """Run the context through the model; returns the hidden before its last token, and that token."""
+    hidden = model.init_hidden(batch)
     if len(context) > 1:
         x = np.repeat(np.asarray(context[:-1], dtype=np.int64)[:, None], batch, axis=1)
-        _, state = model.token_logprobs(x, np.roll(x, -1, axis=0), state)
-    return state, np.full(batch, context[-1], dtype=np.int64)
+        _, hidden = model.token_logprobs(x, np.roll(x, -1, axis=0), hidden)
+    return hidden, np.full(batch, context[-1], dtype=np.int64)
 
 
 def generate(model, vocab, prompt_ids: list[int], cfg: SampleConfig,
@@ -76,23 +76,23 @@ def generate(model, vocab, prompt_ids: list[int], cfg: SampleConfig,
     cfg.validate()
     if cfg.beam > 0:
         return [beam_search(model, vocab, prompt_ids, cfg).ids]
-    state, cur = prime(model, [vocab.bos_id] + list(prompt_ids), cfg.num_samples)
-    return continue_from(model, vocab, state, cur, cfg, detokenize, line_breaks)
+    hidden, cur = prime(model, [vocab.bos_id] + list(prompt_ids), cfg.num_samples)
+    return continue_from(model, vocab, hidden, cur, cfg, detokenize, line_breaks)
 
 
-def continue_from(model, vocab, state, cur: np.ndarray, cfg: SampleConfig,
+def continue_from(model, vocab, hidden, cur: np.ndarray, cfg: SampleConfig,
                   detokenize: Callable[[list[int]], str] | None = None, line_breaks: bool = False,
                   rng: np.random.Generator | None = None) -> list[list[int]]:
-    """The sampling loop from a primed state: one recurrent step per new token."""
+    """The sampling loop from a primed hidden: one recurrent step per new token."""
     rng = np.random.default_rng(cfg.seed) if rng is None else rng
     B = len(cur)
     if line_breaks and B > 1:  # a line break costs a row two steps, so rows go one at a time
-        return [continue_from(model, vocab, model.reorder_state(state, np.array([b])), cur[b:b + 1], cfg,
+        return [continue_from(model, vocab, model.reorder_hidden(hidden, np.array([b])), cur[b:b + 1], cfg,
                               detokenize, True, rng)[0] for b in range(B)]
     out: list[list[int]] = [[] for _ in range(B)]
     done = np.zeros(B, dtype=bool)
     for t in range(cfg.max_len):
-        logp, state = model.step_logprobs(cur, state)
+        logp, hidden = model.step_logprobs(cur, hidden)
         z = filter_logprobs(logp, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
                             banned=_banned(vocab, logp.shape[1], allow_eos=t >= cfg.min_len))
         nxt = z.argmax(axis=1) if cfg.greedy else sample(z, rng)
@@ -107,7 +107,7 @@ def continue_from(model, vocab, state, cur: np.ndarray, cfg: SampleConfig,
             break
         cur = nxt
         if line_breaks and cur[0] == vocab.eos_id:  # B == 1 here: feed </s>, then <s> as the next input
-            _, state = model.step_logprobs(cur, state)
+            _, hidden = model.step_logprobs(cur, hidden)
             cur = np.array([vocab.bos_id], dtype=np.int64)
     return out
 
@@ -131,11 +131,11 @@ def beam_search(model, vocab, prompt_ids: list[int], cfg: SampleConfig) -> Hypot
     normalised score. Width 1 equals greedy decoding.
     """
     W, alpha = cfg.beam, cfg.length_penalty
-    state, cur = prime(model, [vocab.bos_id] + list(prompt_ids), 1)
+    hidden, cur = prime(model, [vocab.bos_id] + list(prompt_ids), 1)
     beams = [Hypothesis([], 0.0, False)]
     finished: list[Hypothesis] = []
     for t in range(cfg.max_len):
-        logp, state = model.step_logprobs(cur, state)
+        logp, hidden = model.step_logprobs(cur, hidden)
         z = filter_logprobs(logp, banned=_banned(vocab, logp.shape[1], allow_eos=t >= cfg.min_len))
         total = np.array([b.logprob for b in beams])[:, None] + z  # (n, K)
         flat = np.argsort(-total, axis=None, kind="stable")[: 2 * W]
@@ -155,7 +155,7 @@ def beam_search(model, vocab, prompt_ids: list[int], cfg: SampleConfig) -> Hypot
         if len(finished) >= W or not nxt_beams:
             break
         beams = nxt_beams
-        state = model.reorder_state(state, np.asarray(keep_rows))
+        hidden = model.reorder_hidden(hidden, np.asarray(keep_rows))
         cur = np.asarray(nxt_tok, dtype=np.int64)
     else:
         finished.extend(beams)

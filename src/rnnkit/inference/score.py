@@ -78,7 +78,7 @@ def to_base(nats: float, base: float) -> float:
 def score_sentences(model, vocab, tokenizer, sentences: list[str], *, bos: bool = True, eos: bool = True,
                     oov: str = "unk", batch_size: int = 64, seq_len: int = 256,
                     progress: Callable[[int], None] | None = None) -> list[SentenceScore]:
-    """Score each sentence; batches are formed from length-sorted sentences, state carried
+    """Score each sentence; batches are formed from length-sorted sentences, hidden carried
     across windows of seq_len so any length works. Results are in input order.
     `progress(n)` is called as each batch of n sentences is done (the counts sum to
     len(sentences))."""
@@ -113,11 +113,11 @@ def score_sentences(model, vocab, tokenizer, sentences: list[str], *, bos: bool 
             s = seqs[i]
             x[: len(s) - 1, j], y[: len(s) - 1, j] = s[:-1], s[1:]
             real[: len(s) - 1, j] = True
-        state = model.init_state(len(rows))
+        hidden = model.init_hidden(len(rows))
         logp = np.empty((T, len(rows)))
         for t0 in range(0, T, seq_len):
             w = slice(t0, t0 + seq_len)
-            logp[w], state = model.token_logprobs(x[w], y[w], state, mask=real[w])
+            logp[w], hidden = model.token_logprobs(x[w], y[w], hidden, mask=real[w])
         return rows, logp
 
     batches = (order[b0:b0 + batch_size] for b0 in range(0, len(order), batch_size))

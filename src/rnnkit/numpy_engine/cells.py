@@ -2,18 +2,18 @@
 
 Every cell is a pair of functions in the style of the classic from-scratch tutorials:
 
-    state, cache = <cell>_step_forward(xp, state_prev, W_hh, b_hh)
-    dxp, dhp, dstate_prev = <cell>_step_backward(dstate, cache)
+    hidden, cache = <cell>_step_forward(xp, hidden_prev, W_hh, b_hh)
+    dxp, dhp, dhidden_prev = <cell>_step_backward(dhidden, cache)
 
 - ``xp`` (B, G*H) is the input half of the pre-activation, ``W_ih x_t + b_ih``. The layer
   computes it for all time steps at once with one big matmul (see model.py), so a step only
   does the recurrent half ``W_hh h_{t-1} + b_hh``.
-- ``state`` is a tuple: ``(h,)`` for rnn and gru, ``(h, c)`` for lstm, each (B, H).
+- ``hidden`` is a tuple: ``(h,)`` for rnn and gru, ``(h, c)`` for lstm, each (B, H).
 - ``dxp`` is d loss / d xp and ``dhp`` is d loss / d (W_hh h_{t-1} + b_hh), both (..., G*H).
   They are the same array for rnn and lstm; they differ in the n gate of the GRU, where the
   recurrent half is multiplied by r. The layer turns them into weight gradients after the
   time loop with one matmul each.
-- The backward functions broadcast: ``dstate`` may carry extra leading axes (..., B, H), which
+- The backward functions broadcast: ``dhidden`` may carry extra leading axes (..., B, H), which
   truncated BPTT uses to keep errors of different origin apart.
 
 Gate order and equations are PyTorch's (weights are views of the stacked (G*H, .) matrices).
@@ -34,8 +34,8 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
 # (the tutorial's s_t = tanh(U x_t + W s_{t-1}) with U = W_ih, W = W_hh)
 
 
-def rnn_step_forward(xp, state, W_hh, b_hh, nonlinearity="tanh"):
-    (h_prev,) = state
+def rnn_step_forward(xp, hidden, W_hh, b_hh, nonlinearity="tanh"):
+    (h_prev,) = hidden
     a = xp + h_prev @ W_hh.T + b_hh  # (B, H)
     if nonlinearity == "tanh":
         h = np.tanh(a)
@@ -44,8 +44,8 @@ def rnn_step_forward(xp, state, W_hh, b_hh, nonlinearity="tanh"):
     return (h,), (h, W_hh, nonlinearity)
 
 
-def rnn_step_backward(dstate, cache):
-    (dh,) = dstate
+def rnn_step_backward(dhidden, cache):
+    (dh,) = dhidden
     h, W_hh, nonlinearity = cache
     if nonlinearity == "tanh":
         da = dh * (1.0 - h * h)  # tanh' = 1 - s_t^2
@@ -62,8 +62,8 @@ def rnn_step_backward(dstate, cache):
 # h' = (1 - z) * n + z * h
 
 
-def gru_step_forward(xp, state, W_hh, b_hh):
-    (h_prev,) = state
+def gru_step_forward(xp, hidden, W_hh, b_hh):
+    (h_prev,) = hidden
     H = h_prev.shape[-1]
     hp = h_prev @ W_hh.T + b_hh  # (B, 3H): W_hr h + b_hr | W_hz h + b_hz | W_hn h + b_hn
     rz = sigmoid(xp[:, : 2 * H] + hp[:, : 2 * H])
@@ -74,8 +74,8 @@ def gru_step_forward(xp, state, W_hh, b_hh):
     return (h,), (h_prev, r, z, n, hn, W_hh)
 
 
-def gru_step_backward(dstate, cache):
-    (dh,) = dstate
+def gru_step_backward(dhidden, cache):
+    (dh,) = dhidden
     h_prev, r, z, n, hn, W_hh = cache
     dn = dh * (1.0 - z)
     dz = dh * (h_prev - n)
@@ -94,8 +94,8 @@ def gru_step_backward(dstate, cache):
 # h' = o * tanh(c')
 
 
-def lstm_step_forward(xp, state, W_hh, b_hh):
-    h_prev, c_prev = state
+def lstm_step_forward(xp, hidden, W_hh, b_hh):
+    h_prev, c_prev = hidden
     H = h_prev.shape[-1]
     a = xp + h_prev @ W_hh.T + b_hh  # (B, 4H)
     gates = sigmoid(a)  # i, f, o use these; g is overwritten with tanh below
@@ -107,8 +107,8 @@ def lstm_step_forward(xp, state, W_hh, b_hh):
     return (h, c), (c_prev, i, f, g, o, tc, W_hh)
 
 
-def lstm_step_backward(dstate, cache):
-    dh, dc = dstate
+def lstm_step_backward(dhidden, cache):
+    dh, dc = dhidden
     c_prev, i, f, g, o, tc, W_hh = cache
     do = dh * tc
     dc = dc + dh * o * (1.0 - tc * tc)

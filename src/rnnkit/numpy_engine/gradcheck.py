@@ -34,7 +34,7 @@ def relative_error(a: np.ndarray, b: np.ndarray, floor: float = 1e-4) -> np.ndar
     return np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), floor)
 
 
-def numerical_gradients(model: RNNLM, x, y, mask=None, state=None, *, step: float = 1e-3,
+def numerical_gradients(model: RNNLM, x, y, mask=None, hidden=None, *, step: float = 1e-3,
                         order: int = 4) -> dict[str, np.ndarray]:
     """Centred-difference gradient of ``model.forward(...)[1]`` (the summed loss) w.r.t. every
     parameter, perturbing ``model.params`` in place (restored afterwards)."""
@@ -42,7 +42,7 @@ def numerical_gradients(model: RNNLM, x, y, mask=None, state=None, *, step: floa
         raise ValueError(f"order must be 2 or 4, got {order}")
 
     def f() -> float:
-        return model.forward(x, y, mask, state)[1]
+        return model.forward(x, y, mask, hidden)[1]
 
     out = {}
     for name, w in model.params.items():
@@ -63,13 +63,13 @@ def numerical_gradients(model: RNNLM, x, y, mask=None, state=None, *, step: floa
     return out
 
 
-def relu_margin(model: RNNLM, x, state=None) -> float:
+def relu_margin(model: RNNLM, x, hidden=None) -> float:
     """Smallest |pre-activation| of any relu unit over the window (inf for tanh / gru / lstm)."""
     cfg = model.config
     if cfg.cell != "rnn" or cfg.nonlinearity != "relu":
         return float("inf")
     p = model.params
-    st = model._tuples(state, np.asarray(x).shape[1])
+    st = model._tuples(hidden, np.asarray(x).shape[1])
     X = p["embedding.weight"][np.asarray(x)]
     margin = float("inf")
     for n in range(cfg.num_layers):
@@ -87,10 +87,10 @@ def relu_margin(model: RNNLM, x, state=None) -> float:
 def make_problem(cell: str = "rnn", num_layers: int = 1, nonlinearity: str = "tanh", seed: int = 0, *,
                  tie_weights: bool = False, vocab_size: int = 7, embed_dim: int = 5, hidden_dim: int = 4,
                  seq_len: int = 5, batch_size: int = 3):
-    """The small float64 problem gradcheck uses: (model, x, y, mask, state).
+    """The small float64 problem gradcheck uses: (model, x, y, mask, hidden).
 
     Random weights (decoder bias too), random ids, a mask with some zero targets, and a
-    random non-zero initial state. ``tie_weights`` forces embed_dim = hidden_dim."""
+    random non-zero initial hidden. ``tie_weights`` forces embed_dim = hidden_dim."""
     if tie_weights:
         embed_dim = hidden_dim
     cfg = ModelConfig(vocab_size=vocab_size, cell=cell, nonlinearity=nonlinearity, embed_dim=embed_dim,
@@ -104,13 +104,13 @@ def make_problem(cell: str = "rnn", num_layers: int = 1, nonlinearity: str = "ta
     y = rng.integers(0, vocab_size, size=(T, B))
     mask = (rng.random((T, B)) > 0.3).astype(np.float64)
     mask[0, 0], mask[-1, -1] = 1.0, 0.0  # at least one kept and one dropped target
-    state = model.init_state(B)
+    hidden = model.init_hidden(B)
     if cell == "lstm":
-        state = [(rng.uniform(-0.5, 0.5, h.shape), rng.uniform(-0.5, 0.5, c.shape)) for h, c in state]
+        hidden = [(rng.uniform(-0.5, 0.5, h.shape), rng.uniform(-0.5, 0.5, c.shape)) for h, c in hidden]
     else:
         lo = 0.0 if nonlinearity == "relu" else -0.5
-        state = [rng.uniform(lo, 0.5, h.shape) for h in state]
-    return model, x, y, mask, state
+        hidden = [rng.uniform(lo, 0.5, h.shape) for h in hidden]
+    return model, x, y, mask, hidden
 
 
 def gradcheck(cell: str = "rnn", num_layers: int = 1, nonlinearity: str = "tanh", seed: int = 0, *,
@@ -123,14 +123,14 @@ def gradcheck(cell: str = "rnn", num_layers: int = 1, nonlinearity: str = "tanh"
     A correct engine gives values around 1e-8 or below; tests require <= 1e-6.
     Raises ConfigError for a relu model whose pre-activations come too close to 0 (try another seed).
     """
-    model, x, y, mask, state = make_problem(
+    model, x, y, mask, hidden = make_problem(
         cell, num_layers, nonlinearity, seed, tie_weights=tie_weights, vocab_size=vocab_size,
         embed_dim=embed_dim, hidden_dim=hidden_dim, seq_len=seq_len, batch_size=batch_size)
     reach = 2 * step if order == 4 else step
-    margin = relu_margin(model, x, state)
+    margin = relu_margin(model, x, hidden)
     if margin < 20 * reach:
         raise ConfigError(f"seed {seed}: a relu pre-activation ({margin:.1e}) lies within reach of the "
                           f"finite-difference step {step:g}, so the check would straddle the kink; choose another seed")
-    _, _, analytic, _ = model.forward_backward(x, y, mask, state)
-    numeric = numerical_gradients(model, x, y, mask, state, step=step, order=order)
+    _, _, analytic, _ = model.forward_backward(x, y, mask, hidden)
+    numeric = numerical_gradients(model, x, y, mask, hidden, step=step, order=order)
     return {name: float(relative_error(analytic[name], numeric[name], floor).max()) for name in analytic}

@@ -66,7 +66,7 @@ class RNNLM:
             fwd = functools.partial(fwd, nonlinearity=config.nonlinearity)
         self._step_forward = fwd
 
-    # ------------------------------------------------------------ parameters and state
+    # ------------------------------------------------------------ parameters and hidden
     def state_dict(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.params.items()}
 
@@ -83,36 +83,36 @@ class RNNLM:
         p = self.params
         return p["decoder.weight"] if "decoder.weight" in p else p["embedding.weight"]
 
-    def init_state(self, batch_size: int) -> list:
+    def init_hidden(self, batch_size: int) -> list:
         H = self.config.hidden_dim
         shape, L = (batch_size, H), self.config.num_layers
         if self.config.cell == "lstm":
             return [(np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)) for _ in range(L)]
         return [np.zeros(shape, self.dtype) for _ in range(L)]
 
-    def reorder_state(self, state: list, index) -> list:
+    def reorder_hidden(self, hidden: list, index) -> list:
         index = np.asarray(index)
         if self.config.cell == "lstm":
-            return [(h[index], c[index]) for h, c in state]
-        return [h[index] for h in state]
+            return [(h[index], c[index]) for h, c in hidden]
+        return [h[index] for h in hidden]
 
-    def _tuples(self, state, B: int) -> list[tuple]:
-        """Public state (list of arrays or (h, c) pairs) -> list of tuples in the model dtype."""
-        if state is None:
-            state = self.init_state(B)
-        if len(state) != self.config.num_layers:
-            raise ValueError(f"state has {len(state)} layers, the model has {self.config.num_layers}")
+    def _tuples(self, hidden, B: int) -> list[tuple]:
+        """Public hidden (list of arrays or (h, c) pairs) -> list of tuples in the model dtype."""
+        if hidden is None:
+            hidden = self.init_hidden(B)
+        if len(hidden) != self.config.num_layers:
+            raise ValueError(f"hidden has {len(hidden)} layers, the model has {self.config.num_layers}")
         out = []
-        for s in state:
+        for s in hidden:
             s = tuple(s) if self.config.cell == "lstm" else (s,)
             out.append(tuple(np.asarray(a, dtype=self.dtype) for a in s))
         return out
 
-    def _public(self, state: list[tuple]) -> list:
-        """list of tuples -> public state, copied (detached from anything cached)."""
+    def _public(self, hidden: list[tuple]) -> list:
+        """list of tuples -> public hidden, copied (detached from anything cached)."""
         if self.config.cell == "lstm":
-            return [(h.copy(), c.copy()) for h, c in state]
-        return [s[0].copy() for s in state]
+            return [(h.copy(), c.copy()) for h, c in hidden]
+        return [s[0].copy() for s in hidden]
 
     def _check_ids(self, x: np.ndarray, what: str) -> np.ndarray:
         x = np.asarray(x)
@@ -123,8 +123,8 @@ class RNNLM:
         return x
 
     # ------------------------------------------------------------ forward
-    def _layer_forward(self, n: int, X: np.ndarray, state: tuple):
-        """One layer over the whole window. X (T, B, D_n) -> outputs (T, B, H), final state, caches."""
+    def _layer_forward(self, n: int, X: np.ndarray, hidden: tuple):
+        """One layer over the whole window. X (T, B, D_n) -> outputs (T, B, H), final hidden, caches."""
         p = self.params
         W_ih, W_hh = p[f"rnn.weight_ih_l{n}"], p[f"rnn.weight_hh_l{n}"]
         b_ih, b_hh = p[f"rnn.bias_ih_l{n}"], p[f"rnn.bias_hh_l{n}"]
@@ -135,10 +135,10 @@ class RNNLM:
         caches = []
         # s_t = tanh(U x_t + W s_{t-1} + b)      (gru / lstm: see cells.py)
         for t in range(T):
-            state, cache = self._step_forward(XP[t], state, W_hh, b_hh)
-            Hs[t] = state[0]
+            hidden, cache = self._step_forward(XP[t], hidden, W_hh, b_hh)
+            Hs[t] = hidden[0]
             caches.append(cache)
-        return Hs, state, caches
+        return Hs, hidden, caches
 
     def _dropout(self, rng, p: float, shape) -> np.ndarray | None:
         if rng is None or p <= 0:
@@ -146,7 +146,7 @@ class RNNLM:
         keep = rng.random(shape) >= p
         return keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - p))
 
-    def _stack_forward(self, x: np.ndarray, state: list[tuple], rng=None, keep: bool = False):
+    def _stack_forward(self, x: np.ndarray, hidden: list[tuple], rng=None, keep: bool = False):
         """Embedding and all layers. Returns top outputs (T, B, H), final states, and (when
         `keep`) what backward needs: per layer (input, previous-h stack, caches, output mask)."""
         cfg = self.config
@@ -154,16 +154,16 @@ class RNNLM:
         emb_mask = self._dropout(rng, cfg.embed_dropout, X.shape)
         if emb_mask is not None:
             X = X * emb_mask
-        records, new_state = [], []
+        records, new_hidden = [], []
         for n in range(cfg.num_layers):
-            Hs, st, caches = self._layer_forward(n, X, state[n])
-            new_state.append(st)
+            Hs, hid, caches = self._layer_forward(n, X, hidden[n])
+            new_hidden.append(hid)
             out_mask = self._dropout(rng, cfg.dropout, Hs.shape)
             if keep:
-                Hprev = np.concatenate([state[n][0][None], Hs[:-1]], axis=0)  # (T, B, H): s_{t-1}
+                Hprev = np.concatenate([hidden[n][0][None], Hs[:-1]], axis=0)  # (T, B, H): s_{t-1}
                 records.append((X, Hprev, caches, out_mask))
             X = Hs if out_mask is None else Hs * out_mask
-        return X, new_state, (emb_mask, records)
+        return X, new_hidden, (emb_mask, records)
 
     def _logits(self, Htop: np.ndarray) -> np.ndarray:
         T, B, H = Htop.shape
@@ -180,11 +180,11 @@ class RNNLM:
             raise ValueError(f"mask shape {mask.shape} does not match y shape {y.shape}")
         return mask.astype(np.float64)
 
-    def forward(self, x, y=None, mask=None, state=None):
-        """Eval-mode forward: (logits (T, B, K), loss_sum, num_tokens, final state)."""
+    def forward(self, x, y=None, mask=None, hidden=None):
+        """Eval-mode forward: (logits (T, B, K), loss_sum, num_tokens, final hidden)."""
         x = self._check_ids(x, "x")
-        st = self._tuples(state, x.shape[1])
-        Htop, st, _ = self._stack_forward(x, st)
+        hid = self._tuples(hidden, x.shape[1])
+        Htop, hid, _ = self._stack_forward(x, hid)
         logits = self._logits(Htop)
         loss, ntok = 0.0, 0
         if y is not None:
@@ -193,14 +193,14 @@ class RNNLM:
             K = logits.shape[-1]
             loss = cross_entropy(logits.reshape(-1, K), y.ravel(), m.ravel())
             ntok = int(np.count_nonzero(m))
-        return logits, loss, ntok, self._public(st)
+        return logits, loss, ntok, self._public(hid)
 
-    def token_logprobs(self, x, y, state=None, mask=None):
-        """ln p(y_t | x_<=t): (float64 (T, B), final state). Where `mask` (T, B) is false the
+    def token_logprobs(self, x, y, hidden=None, mask=None):
+        """ln p(y_t | x_<=t): (float64 (T, B), final hidden). Where `mask` (T, B) is false the
         decoder is skipped and the entry is 0.0 (padding costs only the recurrence)."""
         x, y = self._check_ids(x, "x"), self._check_ids(y, "y")
-        st = self._tuples(state, x.shape[1])
-        Htop, st, _ = self._stack_forward(x, st)
+        hid = self._tuples(hidden, x.shape[1])
+        Htop, hid, _ = self._stack_forward(x, hid)
         T, B = x.shape
         H, ys = Htop.reshape(T * B, -1), y.reshape(-1)
         out = np.zeros(T * B, dtype=np.float64)
@@ -216,14 +216,14 @@ class RNNLM:
             z -= zmax[:, None]
             np.exp(z, out=z)
             out[r] = target - zmax - np.log(z.sum(axis=1, dtype=np.float64))
-        return out.reshape(T, B), self._public(st)
+        return out.reshape(T, B), self._public(hid)
 
-    def step_logprobs(self, tokens, state):
-        """One step for generation: tokens (B,) -> (ln p(next) float64 (B, K), new state)."""
+    def step_logprobs(self, tokens, hidden):
+        """One step for generation: tokens (B,) -> (ln p(next) float64 (B, K), new hidden)."""
         x = self._check_ids(np.asarray(tokens).reshape(1, -1), "tokens")
-        st = self._tuples(state, x.shape[1])
-        Htop, st, _ = self._stack_forward(x, st)
-        return log_softmax(self._logits(Htop)[0].astype(np.float64)), self._public(st)
+        hid = self._tuples(hidden, x.shape[1])
+        Htop, hid, _ = self._stack_forward(x, hid)
+        return log_softmax(self._logits(Htop)[0].astype(np.float64)), self._public(hid)
 
     # ------------------------------------------------------------ backward
     def _workspace(self, rows: int) -> np.ndarray:
@@ -255,8 +255,8 @@ class RNNLM:
         #   da_t = delta_t * tanh'(a_t);  dU += da_t x_t^T;  dW += da_t s_{t-1}^T;  delta_{t-1} += W^T da_t
         # (the dU, dW sums are done after the loop, one matmul each)
         for t in reversed(range(T)):
-            dstate = (dH[t] + carry[0],) + carry[1:]
-            dxp, dhp, dprev = self._step_backward(dstate, caches[t])  # (A, B, G*H) x2, state (A, B, H)
+            dhidden = (dH[t] + carry[0],) + carry[1:]
+            dxp, dhp, dprev = self._step_backward(dhidden, caches[t])  # (A, B, G*H) x2, hidden (A, B, H)
             dXP[t] = dxp.sum(axis=0)
             dHP[t] = dXP[t] if dhp is dxp else dhp.sum(axis=0)  # differ only in the GRU
             if per_age:
@@ -265,7 +265,7 @@ class RNNLM:
                 carry = tuple(np.concatenate([np.zeros_like(d[:1]), d[:-1]], axis=0) for d in dprev)
             else:
                 carry = dprev
-        # the carried state from before the window gets no gradient (stream mode)
+        # the carried hidden from before the window gets no gradient (stream mode)
         # weight gradients: one matmul over all time steps each
         grads[f"rnn.weight_ih_l{n}"] = dXP.reshape(T * B, GH).T @ X.reshape(T * B, -1)
         grads[f"rnn.bias_ih_l{n}"] = dXP.sum(axis=(0, 1))
@@ -273,8 +273,8 @@ class RNNLM:
         grads[f"rnn.bias_hh_l{n}"] = dHP.sum(axis=(0, 1))
         return dX if per_age else dXP @ W_ih  # (T, A, B, D_n) or, for the embedding, (T, B, D)
 
-    def forward_backward(self, x, y, mask=None, state=None, bptt_truncate: int = 0, *, dropout_rng=None):
-        """Loss and gradients of the SUMMED loss: (loss_sum, num_tokens, grads, final state).
+    def forward_backward(self, x, y, mask=None, hidden=None, bptt_truncate: int = 0, *, dropout_rng=None):
+        """Loss and gradients of the SUMMED loss: (loss_sum, num_tokens, grads, final hidden).
 
         `dropout_rng` (a numpy Generator): apply the config's dropout with masks drawn from it
         (Trainer does this); None = no dropout."""
@@ -288,8 +288,8 @@ class RNNLM:
         if k < 0:
             raise ValueError(f"bptt_truncate must be >= 0, got {k}")
         A = k + 1 if 0 < k < T - 1 else 1  # k >= T-1 reaches step 0 from every output: full BPTT
-        st = self._tuples(state, B)
-        Htop, st, (emb_mask, records) = self._stack_forward(x, st, rng=dropout_rng, keep=True)
+        hid = self._tuples(hidden, B)
+        Htop, hid, (emb_mask, records) = self._stack_forward(x, hid, rng=dropout_rng, keep=True)
         H = cfg.hidden_dim
         # o_t = softmax(V s_t + c): decoder, loss and their gradients, a block of rows at a time
         loss, dtop, dWd, db = decoder_loss_backward(
@@ -316,4 +316,4 @@ class RNNLM:
             grads["decoder.weight"] = dWd
         grads["embedding.weight"] = dEmb
         grads = {name: grads[name] for name in self.params}  # parameter order
-        return loss, int(np.count_nonzero(m)), grads, self._public(st)
+        return loss, int(np.count_nonzero(m)), grads, self._public(hid)

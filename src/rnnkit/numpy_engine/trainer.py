@@ -1,6 +1,6 @@
 """Trainer: one training step of the numpy engine (forward, BPTT, scale, decay, clip, update).
 
-    loss, n, grads = model.forward_backward(x, y, mask, state, bptt_truncate)
+    loss, n, grads = model.forward_backward(x, y, mask, hidden, bptt_truncate)
     grads /= n (loss_reduction "token")  or  / B ("sentence": the tutorial's summed loss per sentence)
     grads += weight_decay * params
     clip the global norm of grads to `clip` (0 = off)
@@ -49,13 +49,13 @@ class Trainer:
         self.steps = 0  # updates done
         self.last_grad_norm = 0.0  # global norm before clipping, of the last step
 
-    def step(self, x, y, mask=None, state=None):
-        """One update. Returns (loss_sum, num_tokens, final state detached from the graph)."""
+    def step(self, x, y, mask=None, hidden=None):
+        """One update. Returns (loss_sum, num_tokens, final hidden detached from the graph)."""
         model, tc = self.model, self.train
         cfg = model.config
         use_dropout = cfg.dropout > 0 or cfg.embed_dropout > 0
-        loss, ntok, grads, state = model.forward_backward(
-            x, y, mask, state, bptt_truncate=tc.bptt_truncate, dropout_rng=self.rng if use_dropout else None)
+        loss, ntok, grads, hidden = model.forward_backward(
+            x, y, mask, hidden, bptt_truncate=tc.bptt_truncate, dropout_rng=self.rng if use_dropout else None)
         where = f"step {self.steps + 1}"
         if not np.isfinite(loss):
             raise NonFiniteError(f"{where}: loss is {loss}")
@@ -73,7 +73,7 @@ class Trainer:
         self.last_grad_norm = clip_by_global_norm_(grads, tc.clip)
         self.optimizer.update(params, grads, self.lr)
         self.steps += 1
-        return loss, ntok, state
+        return loss, ntok, hidden
 
     def state_dict(self) -> dict[str, np.ndarray]:
         d = {"step": np.array(self.steps, dtype=np.int64), "lr": np.array(self.lr, dtype=np.float64),
@@ -85,7 +85,7 @@ class Trainer:
     def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
         for key in ("step", "lr", "rng"):
             if key not in d:
-                raise CheckpointError(f"trainer state: missing {key!r}")
+                raise CheckpointError(f"trainer hidden: missing {key!r}")
         self.optimizer.load_state_dict({k[len("optimizer."):]: v for k, v in d.items() if k.startswith("optimizer.")})
         self.steps = int(d["step"])
         self.lr = float(d["lr"])

@@ -3,12 +3,12 @@
 `LMModule` holds submodules named `embedding` (nn.Embedding), `rnn` (nn.RNN / nn.GRU /
 nn.LSTM, time-major) and `decoder` (nn.Linear), so its parameter names are exactly
 `rnnkit.params.param_shapes(config)`; with `tie_weights` the decoder's weight *is* the
-embedding's Parameter and is left out of the exported state dict. On a GPU nn.RNN/GRU/LSTM
+embedding's Parameter and is left out of the exported hidden dict. On a GPU nn.RNN/GRU/LSTM
 run cuDNN kernels.
 
 `RNNLM` wraps the module with the engine contract of docs/contracts.md: numpy in, numpy
-out; the recurrent state is a list with one entry per layer, a (B, H) tensor or an (h, c)
-pair of them for the LSTM (numpy arrays are accepted too, so a state from the numpy engine
+out; the recurrent hidden is a list with one entry per layer, a (B, H) tensor or an (h, c)
+pair of them for the LSTM (numpy arrays are accepted too, so a hidden from the numpy engine
 can be fed in). Internally it is stacked into nn.RNN's (L, B, H) layout.
 """
 
@@ -84,28 +84,28 @@ class LMModule(nn.Module):
         if config.tie_weights:
             self.decoder.weight = self.embedding.weight
 
-    def forward(self, x: torch.Tensor, hidden: Any = None, y: torch.Tensor | None = None,
+    def forward(self, x: torch.Tensor, packed: Any = None, y: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:
-        """x (T, B) int64 -> logits (T, B, K) and the new hidden ((L, B, H) or an (h, c) pair).
+        """x (T, B) int64 -> logits (T, B, K) and the new packed ((L, B, H) or an (h, c) pair).
 
         With targets y (T, B) and mask (T, B): the summed masked cross-entropy instead of the
         logits, through the fused chunked decoder (for CPU training; see fused.py)."""
-        out, hidden = self.hidden_states(x, hidden)
+        out, packed = self.hidden_states(x, packed)
         if y is None:
-            return self.decoder(out), hidden
+            return self.decoder(out), packed
         h = out.reshape(-1, out.shape[-1])
         return fused_linear_cross_entropy(h, self.decoder.weight, self.decoder.bias, y.reshape(-1),
-                                          mask.reshape(-1)), hidden
+                                          mask.reshape(-1)), packed
 
-    def hidden_states(self, x: torch.Tensor, hidden: Any = None) -> tuple[torch.Tensor, Any]:
-        """Embedding -> dropout -> RNN -> dropout: the top layer's outputs (T, B, H) and the new hidden."""
+    def hidden_states(self, x: torch.Tensor, packed: Any = None) -> tuple[torch.Tensor, Any]:
+        """Embedding -> dropout -> RNN -> dropout: the top layer's outputs (T, B, H) and the new packed."""
         emb = self.embedding(x)
         if self.embed_drop.p > 0:
             emb = self.embed_drop(emb)
-        out, hidden = self.rnn(emb, hidden)
+        out, packed = self.rnn(emb, packed)
         if self.out_drop.p > 0:
             out = self.out_drop(out)
-        return out, hidden
+        return out, packed
 
     def export_names(self) -> list[str]:
         """Names of the exported parameters, in param_shapes order."""
@@ -169,41 +169,41 @@ class RNNLM:
     def num_parameters(self) -> int:
         return int(sum(p.numel() for _, p in self.named_parameters()))
 
-    # ------------------------------------------------------------------ state
-    def init_state(self, batch_size: int) -> list:
+    # ------------------------------------------------------------------ hidden
+    def init_hidden(self, batch_size: int) -> list:
         H = self.config.hidden_dim
         def z() -> torch.Tensor:
             return torch.zeros(batch_size, H, dtype=self.dtype, device=self.device)
         return [(z(), z()) if self.is_lstm else z() for _ in range(self.config.num_layers)]
 
-    def pack_state(self, state: list | None, batch_size: int) -> Any:
+    def pack_hidden(self, hidden: list | None, batch_size: int) -> Any:
         """Per-layer list (torch or numpy) -> nn.RNN's (L, B, H) tensor, or (h, c) for lstm."""
-        if state is None:
-            state = self.init_state(batch_size)
-        if len(state) != self.config.num_layers:
-            raise ConfigError(f"state: expected {self.config.num_layers} layer(s), got {len(state)}")
+        if hidden is None:
+            hidden = self.init_hidden(batch_size)
+        if len(hidden) != self.config.num_layers:
+            raise ConfigError(f"hidden: expected {self.config.num_layers} layer(s), got {len(hidden)}")
         dev, dt = self.device, self.dtype
         if self.is_lstm:
-            h = torch.stack([_to_tensor(s[0], dev, dt) for s in state])
-            c = torch.stack([_to_tensor(s[1], dev, dt) for s in state])
+            h = torch.stack([_to_tensor(s[0], dev, dt) for s in hidden])
+            c = torch.stack([_to_tensor(s[1], dev, dt) for s in hidden])
             return (h, c)
-        return torch.stack([_to_tensor(s, dev, dt) for s in state])
+        return torch.stack([_to_tensor(s, dev, dt) for s in hidden])
 
-    def unpack_state(self, hidden: Any) -> list:
-        """nn.RNN's hidden -> per-layer list of detached tensors."""
+    def unpack_hidden(self, packed: Any) -> list:
+        """nn.RNN's packed -> per-layer list of detached tensors."""
         if self.is_lstm:
-            h, c = hidden
+            h, c = packed
             return [(hl, cl) for hl, cl in zip(h.detach().unbind(0), c.detach().unbind(0))]
-        return list(hidden.detach().unbind(0))
+        return list(packed.detach().unbind(0))
 
-    def reorder_state(self, state: list, index: Any) -> list:
-        """Pick batch rows `index` (beam search) from every layer of the state."""
+    def reorder_hidden(self, hidden: list, index: Any) -> list:
+        """Pick batch rows `index` (beam search) from every layer of the hidden."""
         idx = torch.as_tensor(np.asarray(index), dtype=torch.long, device=self.device)
         def pick(s: Any) -> torch.Tensor:
             return _to_tensor(s, self.device, self.dtype).index_select(0, idx)
         if self.is_lstm:
-            return [(pick(h), pick(c)) for h, c in state]
-        return [pick(s) for s in state]
+            return [(pick(h), pick(c)) for h, c in hidden]
+        return [pick(s) for s in hidden]
 
     @contextlib.contextmanager
     def batch_workers(self) -> Iterator[int]:
@@ -240,24 +240,24 @@ class RNNLM:
         mt = torch.as_tensor(m.reshape(-1), device=self.device, dtype=nll.dtype)
         return (nll * mt).sum(), int(np.count_nonzero(m))
 
-    def forward(self, x: Any, y: Any = None, mask: Any = None, state: list | None = None
+    def forward(self, x: Any, y: Any = None, mask: Any = None, hidden: list | None = None
                 ) -> tuple[np.ndarray, float, int, list]:
-        """Eval-mode forward: (logits (T, B, K) numpy, loss_sum, num_tokens, state)."""
+        """Eval-mode forward: (logits (T, B, K) numpy, loss_sum, num_tokens, hidden)."""
         x = np.asarray(x)
         self.module.eval()
         with torch.no_grad():
-            logits, hidden = self.module(self._ids(x), self.pack_state(state, x.shape[1]))
+            logits, packed = self.module(self._ids(x), self.pack_hidden(hidden, x.shape[1]))
             loss, n = (torch.zeros(()), 0) if y is None else self.loss_terms(logits, y, mask)
-        return logits.cpu().numpy(), float(loss), n, self.unpack_state(hidden)
+        return logits.cpu().numpy(), float(loss), n, self.unpack_hidden(packed)
 
-    def token_logprobs(self, x: Any, y: Any, state: list | None = None, mask: Any = None
+    def token_logprobs(self, x: Any, y: Any, hidden: list | None = None, mask: Any = None
                        ) -> tuple[np.ndarray, list]:
-        """ln p(y_t | x_<=t) as float64 (T, B), and the state after the window. Where `mask`
+        """ln p(y_t | x_<=t) as float64 (T, B), and the hidden after the window. Where `mask`
         (T, B) is false the decoder is skipped and the entry is 0.0."""
         x = np.asarray(x)
         self.module.eval()
         with torch.inference_mode():
-            out, hidden = self.module.hidden_states(self._ids(x), self.pack_state(state, x.shape[1]))
+            out, packed = self.module.hidden_states(self._ids(x), self.pack_hidden(hidden, x.shape[1]))
             dec = self.module.decoder
             h, ys = out.reshape(-1, out.shape[-1]), self._ids(y, "y").reshape(-1)
             if mask is None:
@@ -266,20 +266,20 @@ class RNNLM:
                 rows = torch.as_tensor(np.flatnonzero(np.asarray(mask).reshape(-1)), device=self.device)
                 logp = torch.zeros(h.shape[0], dtype=h.dtype, device=self.device)
                 logp[rows] = target_logprobs(h.index_select(0, rows), dec.weight, dec.bias, ys.index_select(0, rows))
-        return logp.reshape(x.shape).to(torch.float64).cpu().numpy(), self.unpack_state(hidden)
+        return logp.reshape(x.shape).to(torch.float64).cpu().numpy(), self.unpack_hidden(packed)
 
-    def step_logprobs(self, tokens: Any, state: list | None = None) -> tuple[np.ndarray, list]:
-        """One time step for generation: log-probabilities (B, K) float64 and the new state."""
+    def step_logprobs(self, tokens: Any, hidden: list | None = None) -> tuple[np.ndarray, list]:
+        """One time step for generation: log-probabilities (B, K) float64 and the new hidden."""
         tok = np.asarray(tokens).reshape(1, -1)
         self.module.eval()
         with torch.no_grad():
-            logits, hidden = self.module(self._ids(tok, "tokens"), self.pack_state(state, tok.shape[1]))
+            logits, packed = self.module(self._ids(tok, "tokens"), self.pack_hidden(hidden, tok.shape[1]))
             logp = torch.log_softmax(logits[0], dim=-1)
-        return logp.to(torch.float64).cpu().numpy(), self.unpack_state(hidden)
+        return logp.to(torch.float64).cpu().numpy(), self.unpack_hidden(packed)
 
-    def forward_backward(self, x: Any, y: Any, mask: Any = None, state: list | None = None,
+    def forward_backward(self, x: Any, y: Any, mask: Any = None, hidden: list | None = None,
                          bptt_truncate: int = 0) -> tuple[float, int, dict[str, np.ndarray], list]:
-        """Loss sum, token count, gradients of the SUMMED loss (numpy, named as params), state.
+        """Loss sum, token count, gradients of the SUMMED loss (numpy, named as params), hidden.
 
         Runs without dropout (eval mode); dropout applies only inside Trainer.step."""
         if bptt_truncate:
@@ -289,7 +289,7 @@ class RNNLM:
         self.module.eval()
         self.module.zero_grad(set_to_none=True)
         with torch.enable_grad():
-            logits, hidden = self.module(self._ids(x), self.pack_state(state, x.shape[1]))
+            logits, packed = self.module(self._ids(x), self.pack_hidden(hidden, x.shape[1]))
             loss, n = self.loss_terms(logits, y, mask)
             loss.backward()
         grads = {}
@@ -297,4 +297,4 @@ class RNNLM:
             g = p.grad if p.grad is not None else torch.zeros_like(p)
             grads[name] = g.detach().cpu().numpy().copy()
         self.module.zero_grad(set_to_none=True)
-        return float(loss.detach()), n, grads, self.unpack_state(hidden)
+        return float(loss.detach()), n, grads, self.unpack_hidden(packed)

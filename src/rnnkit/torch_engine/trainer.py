@@ -100,20 +100,20 @@ class Trainer:
         return torch.autocast("cuda", dtype=self._autocast_dtype)
 
     # ------------------------------------------------------------------ the step
-    def step(self, x, y, mask=None, state=None):
-        """One update on the window (x, y, mask); returns (loss_sum, num_tokens, state)."""
+    def step(self, x, y, mask=None, hidden=None):
+        """One update on the window (x, y, mask); returns (loss_sum, num_tokens, hidden)."""
         x = np.asarray(x)
         model, step_no = self.model, self.steps + 1
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
         if model.device.type == "cpu":  # fused chunked decoder + loss: the logits are never stored whole
             m = np.ones(x.shape, dtype=np.float32) if mask is None else np.asarray(mask, dtype=np.float32)
-            loss_sum, hidden = self.net(model._ids(x), model.pack_state(state, x.shape[1]), y=model._ids(y, "y"),
+            loss_sum, packed = self.net(model._ids(x), model.pack_hidden(hidden, x.shape[1]), y=model._ids(y, "y"),
                                         mask=torch.as_tensor(m, device=model.device))
             n = int(np.count_nonzero(m))
         else:
             with self._autocast():
-                logits, hidden = self.net(model._ids(x), model.pack_state(state, x.shape[1]))
+                logits, packed = self.net(model._ids(x), model.pack_hidden(hidden, x.shape[1]))
             if self._autocast_dtype is not None:
                 logits = logits.float()
             loss_sum, n = model.loss_terms(logits, y, mask)
@@ -151,7 +151,7 @@ class Trainer:
             if self.scaler is not None:  # fp16 overflow: GradScaler skips the step, lowers scale
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
-                return loss_val, n, model.unpack_state(hidden)
+                return loss_val, n, model.unpack_hidden(packed)
             bad = next(name for (name, _), g in zip(self.named, grads)
                        if not bool(torch.isfinite(g).all()))
             raise NonFiniteError(f"step {step_no}: gradient of {bad} is non-finite; "
@@ -166,7 +166,7 @@ class Trainer:
         else:
             self.optimizer.step()
         self.steps += 1
-        return loss_val, n, model.unpack_state(hidden)
+        return loss_val, n, model.unpack_hidden(packed)
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, np.ndarray]:

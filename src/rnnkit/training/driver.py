@@ -238,7 +238,7 @@ def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict
         if cfg.batching == "stream":
             batches = batcher.windows(start=st["batch"])
             if st["batch"] == 0 or carry is None:
-                carry = lm.init_state(cfg.batch_size)
+                carry = lm.init_hidden(cfg.batch_size)
         else:
             all_batches = list(sentence_batches(data.train, data.vocab, cfg.batch_size * world,
                                                 rng=np.random.default_rng([cfg.seed, st["epoch"]])))
@@ -316,7 +316,7 @@ def _sentence_step(trainer, lm, x, y, mask, cfg: TrainConfig, rank: int, world: 
     if world > 1:
         rows = np.array_split(np.arange(x.shape[1]), world)[rank]
         x, y, mask = x[:, rows], y[:, rows], mask[:, rows]
-    state, nats, count, seen = lm.init_state(x.shape[1]), 0.0, 0, 0
+    state, nats, count, seen = lm.init_hidden(x.shape[1]), 0.0, 0, 0
     for t0 in range(0, x.shape[0], cfg.seq_len):
         sl = slice(t0, t0 + cfg.seq_len)
         if not mask[sl].any():
