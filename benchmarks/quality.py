@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from rnnkit import api
-from rnnkit.recipes import load_recipe
 from rnnkit.config import TokenizerConfig, TrainConfig
 from rnnkit.data import read_sentences
+from rnnkit.recipes import load_recipe
 from rnnkit.training.driver import train
 
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"

@@ -50,8 +50,8 @@ def test_map_batches_error_propagates():
 
 def test_torch_scoring_in_parallel_is_bitwise_serial_and_restores_threads(monkeypatch):
     torch = pytest.importorskip("torch")
-    from rnnkit.params import init_params
     from rnnkit.inference.score import score_sentences
+    from rnnkit.params import init_params
     from rnnkit.text import Vocab, WordTokenizer
     from rnnkit.torch_engine import RNNLM
 

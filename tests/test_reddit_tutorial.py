@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 
-from rnnkit.recipes import load_recipe
 from rnnkit.config import ModelConfig, TokenizerConfig, TrainConfig
 from rnnkit.inference.evaluate import evaluate_sentences
 from rnnkit.numpy_engine import RNNLM
+from rnnkit.recipes import load_recipe
 from rnnkit.training.driver import prepare_corpus, train
 
 

@@ -10,8 +10,8 @@ import pytest
 import rnnkit
 from conftest import TINY_CORPUS, make_model_dir
 from rnnkit.api import LanguageModel
-from rnnkit.numpy_engine import RNNLM
 from rnnkit.inference.score import Summary, score_sentences
+from rnnkit.numpy_engine import RNNLM
 
 SENTS = TINY_CORPUS + ["the cat saw a zebra .", "", "dog"]
 

@@ -42,8 +42,8 @@ def read_input_lines(path: str) -> list[str]:
 
 
 def cmd_train(args) -> int:
-    from .train import resolve_train_args
     from ..training import train
+    from .train import resolve_train_args
 
     kw = resolve_train_args(args)
     res = train(kw["corpus"], args.out, valid=kw["valid"], model=kw["model"], tokenizer=kw["tokenizer"],

@@ -29,9 +29,9 @@ from ..data.datasets import parse_source
 from ..engines import build_model, get_engine
 from ..errors import ConfigError, InputError
 from ..inference.evaluate import EvalResult, evaluate_encoded, unigram_baseline
-from .schedule import Schedule
 from ..text import Vocab, make_tokenizer
 from .resume import load_trainer_state, save_trainer_state, state_from_arrays
+from .schedule import Schedule
 
 
 @dataclass
