@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from .errors import ConfigError
 
 CELLS = ("rnn", "gru", "lstm")
+ENGINE_NAMES = ("numpy", "torch")  # the engines of rnnkit.engines, in this order
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 T = TypeVar("T")
@@ -128,7 +129,7 @@ class TrainConfig:
 
     def validate(self, where: str = "train config") -> None:
         choices = {
-            "engine": ("numpy", "torch"), "device": ("cpu", "cuda", "auto"), "batching": ("stream", "sentences"),
+            "engine": ENGINE_NAMES, "device": ("cpu", "cuda", "auto"), "batching": ("stream", "sentences"),
             "optimizer": ("sgd", "rmsprop", "adam"), "schedule": ("constant", "plateau", "halve-on-rise", "cosine"),
             "amp": ("off", "bf16", "fp16"), "loss_reduction": ("token", "sentence"),
             "lr_scaling": ("none", "linear", "sqrt"), "corpus_format": ("auto", "lines", "text", "ptb", "csv"),
