@@ -25,7 +25,7 @@ from rnnkit import api
 from rnnkit.config import TokenizerConfig, TrainConfig
 from rnnkit.data import read_sentences
 from rnnkit.recipes import load_recipe
-from rnnkit.training.driver import train
+from rnnkit.training import train
 
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 

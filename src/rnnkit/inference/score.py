@@ -75,6 +75,39 @@ def to_base(nats: float, base: float) -> float:
     return nats / math.log(base)
 
 
+def _prepare(text: str, vocab, tokenizer, bos: bool, eos: bool, oov: str) -> tuple[SentenceScore, np.ndarray]:
+    """One sentence's result skeleton (tokens named, nothing scored yet) and the ids the
+    model reads: [<s>] w1 .. wn [</s>]."""
+    toks = tokenizer.tokenize(text)
+    ids = vocab.encode(toks)
+    seq = ([vocab.bos_id] if bos else []) + ids + ([vocab.eos_id] if eos else [])
+    names = toks + (["</s>"] if eos else [])
+    oovs = [i == vocab.unk_id for i in ids] + ([False] if eos else [])
+    if not bos:  # the first word is context only
+        names, oovs = names[1:], oovs[1:]
+    res = SentenceScore(text)
+    res.tokens = [TokenScore(n, float("nan"), o, not (o and oov == "skip")) for n, o in zip(names, oovs)]
+    return res, np.asarray(seq, dtype=np.int64)
+
+
+def _batch_logprobs(model, seqs: list[np.ndarray], pad_id: int, seq_len: int) -> np.ndarray:
+    """ln p of each next token of each sequence, (T, B) with T the longest minus one; the
+    sequences are padded (padding skips the decoder) and read in windows, hidden carried."""
+    T, B = max(len(s) for s in seqs) - 1, len(seqs)
+    x = np.full((T, B), pad_id, dtype=np.int64)
+    y = np.full((T, B), pad_id, dtype=np.int64)
+    real = np.zeros((T, B), dtype=bool)  # not padding
+    for j, s in enumerate(seqs):
+        x[: len(s) - 1, j], y[: len(s) - 1, j] = s[:-1], s[1:]
+        real[: len(s) - 1, j] = True
+    hidden = model.init_hidden(B)
+    logp = np.empty((T, B))
+    for t0 in range(0, T, seq_len):
+        w = slice(t0, t0 + seq_len)
+        logp[w], hidden = model.token_logprobs(x[w], y[w], hidden, mask=real[w])
+    return logp
+
+
 def score_sentences(model, vocab, tokenizer, sentences: list[str], *, bos: bool = True, eos: bool = True,
                     oov: str = "unk", batch_size: int = 64, seq_len: int = 256,
                     progress: Callable[[int], None] | None = None) -> list[SentenceScore]:
@@ -86,39 +119,13 @@ def score_sentences(model, vocab, tokenizer, sentences: list[str], *, bos: bool 
         raise ConfigError(f"--oov must be unk or skip, got {oov!r}")
     if batch_size < 1 or seq_len < 1:
         raise ConfigError("--batch-size must be >= 1")
-    seqs, results = [], []
-    for text in sentences:
-        toks = tokenizer.tokenize(text)
-        ids = vocab.encode(toks)
-        seq = ([vocab.bos_id] if bos else []) + ids + ([vocab.eos_id] if eos else [])
-        names = toks + (["</s>"] if eos else [])
-        oovs = [i == vocab.unk_id for i in ids] + ([False] if eos else [])
-        if not bos:  # the first word is context only
-            names, oovs = names[1:], oovs[1:]
-        res = SentenceScore(text)
-        res.tokens = [TokenScore(n, float("nan"), o, not (o and oov == "skip")) for n, o in zip(names, oovs)]
-        results.append(res)
-        seqs.append(np.asarray(seq, dtype=np.int64))
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-    order = [i for i in order if len(seqs[i]) >= 2]
+    results, seqs = zip(*(_prepare(t, vocab, tokenizer, bos, eos, oov) for t in sentences)) if sentences else ((), ())
+    order = [i for i in sorted(range(len(seqs)), key=lambda i: len(seqs[i])) if len(seqs[i]) >= 2]
     if progress is not None and len(seqs) > len(order):
         progress(len(seqs) - len(order))  # nothing to predict: done already
 
     def score_batch(rows: list[int]) -> tuple[list[int], np.ndarray]:
-        T = max(len(seqs[i]) for i in rows) - 1
-        x = np.full((T, len(rows)), vocab.eos_id, dtype=np.int64)
-        y = np.full((T, len(rows)), vocab.eos_id, dtype=np.int64)
-        real = np.zeros((T, len(rows)), dtype=bool)  # not padding
-        for j, i in enumerate(rows):
-            s = seqs[i]
-            x[: len(s) - 1, j], y[: len(s) - 1, j] = s[:-1], s[1:]
-            real[: len(s) - 1, j] = True
-        hidden = model.init_hidden(len(rows))
-        logp = np.empty((T, len(rows)))
-        for t0 in range(0, T, seq_len):
-            w = slice(t0, t0 + seq_len)
-            logp[w], hidden = model.token_logprobs(x[w], y[w], hidden, mask=real[w])
-        return rows, logp
+        return rows, _batch_logprobs(model, [seqs[i] for i in rows], vocab.eos_id, seq_len)
 
     batches = (order[b0:b0 + batch_size] for b0 in range(0, len(order), batch_size))
     for rows, logp in map_batches(model, score_batch, batches):
@@ -128,7 +135,7 @@ def score_sentences(model, vocab, tokenizer, sentences: list[str], *, bos: bool 
                     tok.logprob = float(logp[t, j])
         if progress is not None:
             progress(len(rows))
-    return results
+    return list(results)
 
 
 @dataclass
