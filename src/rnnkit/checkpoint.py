@@ -6,8 +6,9 @@
       model.safetensors  float32 tensors named as in rnnkit.params (safetensors.numpy, never pickle)
       trainer_state/     only for resuming (written by rnnkit.train)
 
-Loading validates names, shapes, dtypes and vocabulary size against config.json and refuses
-what does not fit with a CheckpointError naming the file and the problem. Every file is
+Loading validates names, shapes, dtypes and finiteness (rnnkit.params.check_params) and the
+vocabulary size against config.json, and refuses what does not fit with a CheckpointError
+naming the file and the problem. Every file is
 written to a temporary file in the same directory, fsynced, then renamed over the old one.
 """
 
@@ -26,7 +27,7 @@ import numpy as np
 from . import __version__
 from .config import ModelConfig, TokenizerConfig
 from .errors import CheckpointError, ConfigError, RnnkitError
-from .params import param_shapes
+from .params import check_params
 from .text import Vocab
 
 FORMAT = "rnnkit"
@@ -143,12 +144,9 @@ def save(model_dir: str | os.PathLike, model_cfg: ModelConfig, tok_cfg: Tokenize
          params: dict[str, np.ndarray], extra: dict[str, Any] | None = None) -> Path:
     """Write a model directory (weights first, config last, each file atomically)."""
     model_dir = Path(model_dir)
-    check_params(params, model_cfg, where=str(model_dir))
+    check_params(params, model_cfg, f"{model_dir} (not saved)", finite=True)
     if len(vocab) != model_cfg.vocab_size:
         raise ConfigError(f"{model_dir}: vocabulary has {len(vocab)} tokens but the model expects {model_cfg.vocab_size}")
-    for name, arr in params.items():
-        if not np.all(np.isfinite(arr)):
-            raise CheckpointError(f"{model_dir}: refusing to save non-finite values in {name}")
     model_dir.mkdir(parents=True, exist_ok=True)
     save_tensors(model_dir / WEIGHTS_FILE, {k: np.asarray(v, dtype=np.float32) for k, v in params.items()},
                  metadata={"format": FORMAT})
@@ -163,22 +161,6 @@ def save(model_dir: str | os.PathLike, model_cfg: ModelConfig, tok_cfg: Tokenize
     }
     atomic_write_json(model_dir / CONFIG_FILE, config)
     return model_dir
-
-
-def check_params(params: dict[str, np.ndarray], cfg: ModelConfig, where: str) -> None:
-    """Names and shapes must be exactly those of param_shapes(cfg)."""
-    expected = param_shapes(cfg)
-    missing = [k for k in expected if k not in params]
-    unexpected = [k for k in params if k not in expected]
-    if missing:
-        raise CheckpointError(f"{where}: missing tensor(s) {', '.join(missing)} for a {cfg.cell} model "
-                              f"with {cfg.num_layers} layer(s){' and tied weights' if cfg.tie_weights else ''}")
-    if unexpected:
-        raise CheckpointError(f"{where}: unexpected tensor(s) {', '.join(unexpected)} (config says {cfg.cell}, "
-                              f"{cfg.num_layers} layer(s), tie_weights={cfg.tie_weights})")
-    for k, shape in expected.items():
-        if tuple(params[k].shape) != shape:
-            raise CheckpointError(f"{where}: tensor {k} has shape {tuple(params[k].shape)}, config.json implies {shape}")
 
 
 def _read_json(path: Path) -> Any:
@@ -229,10 +211,5 @@ def load(model_dir: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(f"{vpath}: has {len(vocab)} tokens but config.json says vocab_size {model_cfg.vocab_size}")
     wpath = model_dir / WEIGHTS_FILE
     params = load_tensors(wpath)
-    check_params(params, model_cfg, where=str(wpath))
-    for k, v in params.items():
-        if v.dtype != np.float32:
-            raise CheckpointError(f"{wpath}: tensor {k} is {v.dtype}, expected float32")
-        if not np.all(np.isfinite(v)):
-            raise CheckpointError(f"{wpath}: tensor {k} contains NaN or Inf")
+    check_params(params, model_cfg, str(wpath), dtype=np.float32, finite=True)
     return Checkpoint(model_cfg, tok_cfg, vocab, params, extra)

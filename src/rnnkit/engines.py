@@ -1,32 +1,52 @@
-"""Pick an engine by name: `numpy` (always there) or `torch` (imported only when asked for)."""
+"""Which engine a name means: the table `ENGINES`, keyed by config.ENGINE_NAMES.
+
+    "numpy" -> rnnkit.numpy_engine   (always there)
+    "torch" -> rnnkit.torch_engine   (imported only when asked for; needs the torch extra)
+
+Each entry is a function that imports its engine package and returns it, so the numpy path
+never imports torch. Both packages expose `RNNLM` and `Trainer` with the contract of
+docs/contracts.md.
+"""
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from types import ModuleType
 
-from .config import ModelConfig
+import numpy as np
+
+from .config import ENGINE_NAMES, ModelConfig
 from .errors import ConfigError
 
-ENGINES = ("numpy", "torch")
+
+def _numpy() -> ModuleType:
+    from . import numpy_engine
+
+    return numpy_engine
+
+
+def _torch() -> ModuleType:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ConfigError("--engine torch needs PyTorch, which is not installed: pip install 'rnnkit[torch]'") from None
+    from . import torch_engine
+
+    return torch_engine
+
+
+ENGINES: dict[str, Callable[[], ModuleType]] = {"numpy": _numpy, "torch": _torch}  # in ENGINE_NAMES order
 
 
 def get_engine(name: str) -> ModuleType:
-    """The engine module, exposing `RNNLM` and `Trainer` with the contract of docs/contracts.md."""
+    """The engine package named `name`, exposing `RNNLM` and `Trainer`."""
     if name not in ENGINES:
-        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {name!r}")
-    if name == "torch":
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            raise ConfigError("--engine torch needs PyTorch, which is not installed: pip install 'rnnkit[torch]'") from None
-    return importlib.import_module(f"rnnkit.{name}_engine")
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINE_NAMES)}, got {name!r}")
+    return ENGINES[name]()
 
 
 def build_model(engine: str, config: ModelConfig, params=None, *, seed: int = 0, device: str = "auto", dtype=None):
     """An engine's RNNLM; `device` matters only to the torch engine."""
-    import numpy as np
-
     mod = get_engine(engine)
     kwargs = {"seed": seed, "dtype": dtype or np.float32}
     if engine == "torch":

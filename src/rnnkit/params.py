@@ -11,14 +11,19 @@ checkpoint loads in either engine without transposes:
     decoder.bias   (K,)
 
 Initialisation draws from one numpy Generator in this fixed order, so the same seed gives
-the same starting weights in both engines.
+the same starting weights in both engines. `check_params` is the one check of a parameter
+dict against a config: checkpoint.save / load and both engines' RNNLM use it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from .config import ModelConfig
+from .errors import CheckpointError
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -56,3 +61,32 @@ def init_params(cfg: ModelConfig, seed: int = 0, dtype=np.float32) -> dict[str, 
 def decoder_weight(params: dict[str, np.ndarray]) -> np.ndarray:
     """The output projection (K, H): decoder.weight, or the embedding when tied."""
     return params["decoder.weight"] if "decoder.weight" in params else params["embedding.weight"]
+
+
+def check_params(params: Mapping[str, Any], cfg: ModelConfig, where: str, *, dtype=None, finite: bool = False) -> None:
+    """Refuse, with a one-line CheckpointError starting with `where`, parameters whose names or
+    shapes are not exactly those of param_shapes(cfg) (any array-like: numpy, torch, lists);
+    with `dtype`, a numpy array of another dtype; with `finite`, NaN or Inf anywhere. The
+    engines check names and shapes; checkpoint.save adds `finite`, checkpoint.load both."""
+    expected = param_shapes(cfg)
+    missing = [k for k in expected if k not in params]
+    if missing:
+        raise CheckpointError(f"{where}: missing tensor(s) {', '.join(missing)} for {_described(cfg)}")
+    unexpected = [k for k in params if k not in expected]
+    if unexpected:
+        raise CheckpointError(f"{where}: unexpected tensor(s) {', '.join(unexpected)} for {_described(cfg)}")
+    for name, shape in expected.items():
+        got = tuple(np.shape(params[name]))
+        if got != shape:
+            raise CheckpointError(f"{where}: tensor {name} has shape {got}, the model config needs {shape}")
+    for name in expected:
+        value = params[name]
+        if dtype is not None and value.dtype != np.dtype(dtype):
+            raise CheckpointError(f"{where}: tensor {name} is {value.dtype}, expected {np.dtype(dtype)}")
+        if finite and not np.all(np.isfinite(value)):
+            raise CheckpointError(f"{where}: tensor {name} has non-finite values (NaN or Inf)")
+
+
+def _described(cfg: ModelConfig) -> str:
+    tied = ", tied weights" if cfg.tie_weights else ""
+    return f"a {cfg.cell} model with {cfg.num_layers} layer(s){tied}"

@@ -25,30 +25,15 @@ import functools
 import numpy as np
 
 from ..config import ModelConfig
-from ..errors import CheckpointError
-from ..params import init_params, param_shapes
+from ..params import check_params, decoder_weight, init_params, param_shapes
 from .cells import STEPS
 from .loss import cross_entropy, decoder_loss_backward, log_softmax
 
 
 def _validated(config: ModelConfig, params: dict, dtype) -> dict[str, np.ndarray]:
     """Copy `params` into fresh arrays of `dtype`, refusing names or shapes that do not fit."""
-    shapes = param_shapes(config)
-    missing = [n for n in shapes if n not in params]
-    extra = [n for n in params if n not in shapes]
-    where = (f"config (cell={config.cell}, vocab_size={config.vocab_size}, embed_dim={config.embed_dim}, "
-             f"hidden_dim={config.hidden_dim}, num_layers={config.num_layers}, tie_weights={config.tie_weights})")
-    if missing:
-        raise CheckpointError(f"parameters missing for {where}: {', '.join(missing)}")
-    if extra:
-        raise CheckpointError(f"unexpected parameters for {where}: {', '.join(extra)}")
-    out = {}
-    for name, shape in shapes.items():
-        a = np.asarray(params[name])
-        if a.shape != shape:
-            raise CheckpointError(f"parameter {name} has shape {a.shape}, {where} needs {shape}")
-        out[name] = np.array(a, dtype=dtype, copy=True)
-    return out
+    check_params(params, config, "numpy_engine.RNNLM parameters")
+    return {name: np.array(params[name], dtype=dtype, copy=True) for name in param_shapes(config)}
 
 
 class RNNLM:
@@ -80,8 +65,7 @@ class RNNLM:
 
     @property
     def decoder_weight(self) -> np.ndarray:
-        p = self.params
-        return p["decoder.weight"] if "decoder.weight" in p else p["embedding.weight"]
+        return decoder_weight(self.params)
 
     def init_hidden(self, batch_size: int) -> list:
         H = self.config.hidden_dim

@@ -1,7 +1,9 @@
 """Optimizers (SGD, RMSProp, Adam) and global-norm gradient clipping, in place on numpy dicts.
 
 Each optimizer updates ``params[name]`` in place from ``grads[name]`` (same names) and keeps
-its moments as numpy arrays, so ``state_dict()`` / ``load_state_dict()`` resume exactly.
+its update count ``t`` and moments ``slots[moment][name]`` as numpy arrays; the moment names
+("m", "v") are those of the trainer-state key scheme (rnnkit.trainer_keys), and the Trainer
+saves and restores them (``set_state``), so a resumed run continues exactly.
 
     sgd:      p -= lr * g
     rmsprop:  v = 0.9 v + 0.1 g^2;   p -= lr * g / (sqrt(v) + 1e-8)        (the tutorial's GRU post)
@@ -14,8 +16,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from ..errors import CheckpointError
 
 
 def global_norm(grads: dict[str, np.ndarray]) -> float:
@@ -52,24 +52,14 @@ class Optimizer:
     def _update_one(self, k, p, g, lr):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        d = {"t": np.array(self.t, dtype=np.int64)}
-        for s, arrs in self.slots.items():
+    def set_state(self, t: int, moments: dict[str, dict[str, np.ndarray]]) -> None:
+        """Restore the update count and the moments {moment: {name: array}}, in place; a
+        moment absent from `moments` starts at zero."""
+        for slot, arrs in self.slots.items():
+            given = moments.get(slot, {})
             for k, v in arrs.items():
-                d[f"{s}.{k}"] = v.copy()
-        return d
-
-    def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
-        want = set(self.state_dict())
-        if set(d) != want:
-            raise CheckpointError(f"{self.name} optimizer state: expected keys {sorted(want)}, got {sorted(d)}")
-        for s, arrs in self.slots.items():
-            for k, v in arrs.items():
-                src = np.asarray(d[f"{s}.{k}"])
-                if src.shape != v.shape:
-                    raise CheckpointError(f"{self.name} optimizer state {s}.{k}: shape {src.shape}, expected {v.shape}")
-                v[...] = src
-        self.t = int(d["t"])
+                v[...] = given.get(k, 0)
+        self.t = int(t)
 
 
 class SGD(Optimizer):

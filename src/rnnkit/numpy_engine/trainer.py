@@ -9,9 +9,11 @@
 A NaN/Inf loss or gradient raises NonFiniteError before anything changes. Dropout masks come
 from the Trainer's own Generator (``np.random.default_rng(train.seed)``).
 
-``state_dict()`` holds only numpy arrays: ``step`` (int64), ``lr`` (float64), ``rng`` (the
-dropout Generator's ``bit_generator.state`` as JSON, stored as a uint8 byte array) and the
-optimizer's ``optimizer.t`` and moments ``optimizer.m.<param>`` / ``optimizer.v.<param>``.
+``state_dict()`` holds only numpy arrays, named by the scheme of rnnkit.trainer_keys: ``step``,
+``lr``, ``rng.numpy`` (the dropout Generator's ``bit_generator.state`` as JSON in a uint8
+array) and the optimizer's moments ``optimizer.m.<param>`` / ``optimizer.v.<param>``.
+``load_state_dict`` also takes what rnnkit 0.1.0 wrote, and the torch engine's trainer state
+(the dropout Generator then starts afresh from ``train.seed``).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import json
 
 import numpy as np
 
+from .. import trainer_keys as keys
 from ..config import TrainConfig
-from ..errors import CheckpointError, NonFiniteError
+from ..errors import NonFiniteError
+from ..params import param_shapes
 from .model import RNNLM
 from .optim import clip_by_global_norm_, make_optimizer
 
@@ -39,6 +43,8 @@ def rng_from_array(a: np.ndarray) -> np.random.Generator:
 
 
 class Trainer:
+    """Optimizer, clipping and the training step for a numpy_engine.RNNLM (docs/contracts.md)."""
+
     def __init__(self, model: RNNLM, train: TrainConfig):
         train.validate()
         self.model = model
@@ -76,17 +82,21 @@ class Trainer:
         return loss, ntok, hidden
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        d = {"step": np.array(self.steps, dtype=np.int64), "lr": np.array(self.lr, dtype=np.float64),
-             "rng": rng_to_array(self.rng)}
-        for k, v in self.optimizer.state_dict().items():
-            d[f"optimizer.{k}"] = v
+        """Step, lr, dropout RNG and optimizer moments (rnnkit.trainer_keys), as numpy arrays."""
+        d = {keys.STEP: np.array(self.steps, dtype=np.int64), keys.LR: np.array(self.lr, dtype=np.float64),
+             keys.RNG_NUMPY: rng_to_array(self.rng)}
+        for moment, arrays in self.optimizer.slots.items():
+            for name, v in arrays.items():
+                d[keys.moment_key(moment, name)] = v.copy()
         return d
 
     def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
-        for key in ("step", "lr", "rng"):
-            if key not in d:
-                raise CheckpointError(f"trainer hidden: missing {key!r}")
-        self.optimizer.load_state_dict({k[len("optimizer."):]: v for k, v in d.items() if k.startswith("optimizer.")})
-        self.steps = int(d["step"])
-        self.lr = float(d["lr"])
-        self.rng = rng_from_array(d["rng"])
+        """Restore a state_dict() (this engine's, the torch engine's or rnnkit 0.1.0's)."""
+        d = keys.translate(d)
+        steps, lr = keys.read_progress(d)
+        moments = keys.read_moments(d, self.train.optimizer, self.optimizer.slot_names,
+                                    param_shapes(self.model.config))
+        self.optimizer.set_state(steps, moments)
+        self.steps, self.lr = steps, lr
+        if keys.RNG_NUMPY in d:
+            self.rng = rng_from_array(d[keys.RNG_NUMPY])

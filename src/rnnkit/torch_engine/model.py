@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from ..errors import CheckpointError, ConfigError
-from ..params import init_params, param_shapes
+from ..errors import ConfigError
+from ..params import check_params, init_params, param_shapes
 from .fused import fused_linear_cross_entropy, target_logprobs
 
 _DTYPES = {
@@ -60,6 +60,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     raise ConfigError(f"device must be cpu, cuda or auto, got {name!r}")
+
+
+def refuse_bptt_truncate(bptt_truncate: int) -> None:
+    """The torch engine runs full BPTT only: bptt_truncate > 0 is a ConfigError (docs/contracts.md)."""
+    if bptt_truncate:
+        raise ConfigError("bptt_truncate is only supported by the numpy engine "
+                          f"(got bptt_truncate={bptt_truncate}); use engine numpy or 0")
 
 
 class LMModule(nn.Module):
@@ -149,20 +156,10 @@ class RNNLM:
 
     def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
         """Copy arrays named as rnnkit.params into the module; names and shapes are checked."""
-        shapes = param_shapes(self.config)
-        missing = [n for n in shapes if n not in d]
-        extra = [n for n in d if n not in shapes]
-        if missing or extra:
-            raise CheckpointError(f"parameters do not fit the model config: missing {missing}, "
-                                  f"unexpected {extra}")
-        own = dict(self.module.named_parameters())
+        check_params(d, self.config, "torch_engine.RNNLM parameters")
         with torch.no_grad():
-            for name, shape in shapes.items():
-                arr = d[name]
-                if tuple(arr.shape) != tuple(shape):
-                    raise CheckpointError(f"parameter {name}: shape {tuple(arr.shape)}, "
-                                          f"expected {tuple(shape)}")
-                own[name].copy_(_to_tensor(arr, own[name].device, own[name].dtype))
+            for name, p in self.named_parameters():
+                p.copy_(_to_tensor(d[name], p.device, p.dtype))
         self.module.to(self.device)
         self.module.rnn.flatten_parameters()
 
@@ -282,9 +279,7 @@ class RNNLM:
         """Loss sum, token count, gradients of the SUMMED loss (numpy, named as params), hidden.
 
         Runs without dropout (eval mode); dropout applies only inside Trainer.step."""
-        if bptt_truncate:
-            raise ConfigError("bptt_truncate is only supported by the numpy engine "
-                              f"(got bptt_truncate={bptt_truncate}); use engine numpy or 0")
+        refuse_bptt_truncate(bptt_truncate)
         x = np.asarray(x)
         self.module.eval()
         self.module.zero_grad(set_to_none=True)

@@ -13,6 +13,13 @@ gradient of the global sum / global count: 2 ranks with batch B equal 1 rank wit
 
 Mixed precision (CUDA only): amp "bf16" autocasts to bfloat16; "fp16" autocasts to float16
 with a GradScaler (steps whose scaled gradients overflow are skipped, as GradScaler does).
+
+``state_dict()`` holds numpy arrays named by the scheme of rnnkit.trainer_keys: ``step``,
+``lr``, the moments ``optimizer.m.<param>`` (Adam's exp_avg) and ``optimizer.v.<param>``
+(Adam's exp_avg_sq, RMSprop's square_avg), ``rng.torch_cpu`` (and ``rng.torch_cuda`` on a
+GPU) and, with fp16, ``amp.scale`` / ``amp.growth_tracker``. ``load_state_dict`` also takes
+what rnnkit 0.1.0 wrote and the numpy engine's trainer state (whose dropout Generator does
+not carry over: torch's generators keep the state they have).
 """
 
 from __future__ import annotations
@@ -24,14 +31,15 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from .. import trainer_keys as keys
 from ..config import TrainConfig
-from ..errors import CheckpointError, ConfigError, NonFiniteError
+from ..errors import ConfigError, NonFiniteError
+from ..params import param_shapes
 from . import distributed
-from .model import RNNLM
+from .model import RNNLM, refuse_bptt_truncate
 
-_MOMENTS = {"sgd": (), "rmsprop": ("square_avg",), "adam": ("exp_avg", "exp_avg_sq")}
-# the numpy engine's optimizer slot names -> torch.optim's
-_FROM_NUMPY = {"sgd": {}, "rmsprop": {"v": "square_avg"}, "adam": {"m": "exp_avg", "v": "exp_avg_sq"}}
+# the moments of the trainer-state scheme (rnnkit.trainer_keys) -> torch.optim's state names
+_TORCH_MOMENTS = {"sgd": {}, "rmsprop": {"v": "square_avg"}, "adam": {"m": "exp_avg", "v": "exp_avg_sq"}}
 
 
 def _grad_scaler():
@@ -46,9 +54,7 @@ class Trainer:
 
     def __init__(self, model: RNNLM, train: TrainConfig):
         train.validate()
-        if train.bptt_truncate:
-            raise ConfigError("bptt_truncate is only supported by the numpy engine "
-                              f"(got bptt_truncate={train.bptt_truncate}); use engine numpy or 0")
+        refuse_bptt_truncate(train.bptt_truncate)
         self.model = model
         self.train = train
         self.steps = 0  # completed updates
@@ -170,68 +176,48 @@ class Trainer:
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Optimizer moments (optim.<moment>.<param name>), optim.step, optim.lr, RNG states
-        (rng.torch_cpu, rng.torch_cuda: uint8) and the fp16 loss scale; all numpy arrays."""
-        out: dict[str, np.ndarray] = {"optim.step": np.asarray(self.steps, dtype=np.int64),
-                                      "optim.lr": np.asarray(self.lr, dtype=np.float64)}
+        """Step, lr, optimizer moments, RNG states and the fp16 loss scale (rnnkit.trainer_keys)."""
+        out: dict[str, np.ndarray] = {keys.STEP: np.asarray(self.steps, dtype=np.int64),
+                                      keys.LR: np.asarray(self.lr, dtype=np.float64)}
         for name, p in self.named:
             st = self.optimizer.state.get(p, {})
-            for key in _MOMENTS[self.train.optimizer]:
-                if key in st:
-                    out[f"optim.{key}.{name}"] = st[key].detach().cpu().numpy().copy()
-        out["rng.torch_cpu"] = torch.get_rng_state().numpy().copy()
+            for moment, torch_name in _TORCH_MOMENTS[self.train.optimizer].items():
+                if torch_name in st:
+                    out[keys.moment_key(moment, name)] = st[torch_name].detach().cpu().numpy().copy()
+        out[keys.RNG_TORCH_CPU] = torch.get_rng_state().numpy().copy()
         if self.model.device.type == "cuda":
-            out["rng.torch_cuda"] = torch.cuda.get_rng_state(self.model.device).numpy().copy()
+            out[keys.RNG_TORCH_CUDA] = torch.cuda.get_rng_state(self.model.device).numpy().copy()
         if self.scaler is not None:
             sc = self.scaler.state_dict()
-            out["amp.scale"] = np.asarray(sc["scale"], dtype=np.float64)
-            out["amp.growth_tracker"] = np.asarray(sc["_growth_tracker"], dtype=np.int64)
-        return out
-
-    def _from_numpy_names(self, d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The numpy engine's trainer state (step, lr, optimizer.m.<p>, optimizer.v.<p>) in
-        this engine's names. Its dropout RNG (a numpy Generator) does not carry over."""
-        out = {"optim.step": d["step"]}
-        if "lr" in d:
-            out["optim.lr"] = d["lr"]
-        rename = _FROM_NUMPY[self.train.optimizer]
-        for k, v in d.items():
-            parts = k.split(".", 2)
-            if len(parts) == 3 and parts[0] == "optimizer" and parts[1] in rename:
-                out[f"optim.{rename[parts[1]]}.{parts[2]}"] = v
+            out[keys.AMP_SCALE] = np.asarray(sc["scale"], dtype=np.float64)
+            out[keys.AMP_GROWTH_TRACKER] = np.asarray(sc["_growth_tracker"], dtype=np.int64)
         return out
 
     def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
-        """Restore what state_dict() wrote (or the numpy engine's Trainer.state_dict(), for
-        switching engines mid-run); moments missing for a parameter start at zero."""
-        if "optim.step" not in d and "step" in d:
-            d = self._from_numpy_names(d)
-        if "optim.step" not in d:
-            raise CheckpointError("trainer state: optim.step is missing")
-        self.steps = int(np.asarray(d["optim.step"]))
-        if "optim.lr" in d:
-            self.lr = float(np.asarray(d["optim.lr"]))
+        """Restore a state_dict() (this engine's, the numpy engine's or rnnkit 0.1.0's)."""
+        d = keys.translate(d)
+        steps, lr = keys.read_progress(d)
+        torch_names = _TORCH_MOMENTS[self.train.optimizer]
+        moments = keys.read_moments(d, self.train.optimizer, tuple(torch_names), param_shapes(self.model.config))
         sd = self.optimizer.state_dict()
-        state = {}
-        for i, (name, p) in enumerate(self.named):
-            moments = {k: torch.as_tensor(np.asarray(d[f"optim.{k}.{name}"]))
-                       for k in _MOMENTS[self.train.optimizer] if f"optim.{k}.{name}" in d}
-            if moments:
-                for k, v in moments.items():
-                    if tuple(v.shape) != tuple(p.shape):
-                        raise CheckpointError(f"trainer state: optim.{k}.{name} has shape "
-                                          f"{tuple(v.shape)}, expected {tuple(p.shape)}")
-                moments["step"] = torch.tensor(float(self.steps))
-                state[i] = moments
-        sd["state"] = state
+        sd["state"] = {}
+        for i, (name, _) in enumerate(self.named):
+            st = {torch_names[m]: torch.as_tensor(arrays[name]) for m, arrays in moments.items() if name in arrays}
+            if st:
+                sd["state"][i] = {**st, "step": torch.tensor(float(steps))}
         self.optimizer.load_state_dict(sd)
-        if "rng.torch_cpu" in d:
-            torch.set_rng_state(torch.as_tensor(np.asarray(d["rng.torch_cpu"], dtype=np.uint8)))
-        if "rng.torch_cuda" in d and self.model.device.type == "cuda":
-            torch.cuda.set_rng_state(torch.as_tensor(np.asarray(d["rng.torch_cuda"],
-                                                                dtype=np.uint8)), self.model.device)
-        if self.scaler is not None and "amp.scale" in d:
+        self.steps, self.lr = steps, lr
+        self._load_rng_and_scale(d)
+
+    def _load_rng_and_scale(self, d: dict[str, np.ndarray]) -> None:
+        """torch's generators and the fp16 loss scale, where `d` has them (a numpy-engine state does not)."""
+        if keys.RNG_TORCH_CPU in d:
+            torch.set_rng_state(torch.as_tensor(np.asarray(d[keys.RNG_TORCH_CPU], dtype=np.uint8)))
+        if keys.RNG_TORCH_CUDA in d and self.model.device.type == "cuda":
+            cuda_state = torch.as_tensor(np.asarray(d[keys.RNG_TORCH_CUDA], dtype=np.uint8))
+            torch.cuda.set_rng_state(cuda_state, self.model.device)
+        if self.scaler is not None and keys.AMP_SCALE in d:
             sc = self.scaler.state_dict()
-            sc["scale"] = float(np.asarray(d["amp.scale"]))
-            sc["_growth_tracker"] = int(np.asarray(d.get("amp.growth_tracker", 0)))
+            sc["scale"] = float(np.asarray(d[keys.AMP_SCALE]))
+            sc["_growth_tracker"] = int(np.asarray(d.get(keys.AMP_GROWTH_TRACKER, 0)))
             self.scaler.load_state_dict(sc)
