@@ -107,7 +107,9 @@ def test_damaged_model_dir(tmp_path, capsys, damage):
     (["generate", "{m}", "--temperature", "nan"], "--temperature"),
     (["score", "{m}", "--batch-size", "0"], "--batch-size"),
     (["train", "x.txt", "--out", "o", "--lr", "-0.1"], "lr"),
+    (["train", "x.txt", "--out", "o", "--hidden-dim", "0"], "hidden_dim"),
     (["train", "x.txt", "--out", "o", "--hidden", "0"], "hidden_dim"),
+    (["train", "x.txt", "--out", "o", "--num-layers", "1.5"], "--num-layers"),
     (["train", "x.txt", "--out", "o", "--dropout", "1.5"], "dropout"),
 ])
 def test_bad_option_values(tiny_model, capsys, argv, word):

@@ -151,7 +151,7 @@ def test_score_jsonl_log_base(word_dir, ref, sents_file, capsys, base):
     the object names; a skipped OOV has logprob null."""
     flag = [] if base is None else ["--log-base", base]
     b = base or "e"
-    rc, out, err = run(capsys, "score", word_dir, sents_file, "--format", "jsonl", "--per-token", "--oov", "skip", *flag)
+    rc, out, err = run(capsys, "score", word_dir, sents_file, "--output-format", "jsonl", "--per-token", "--oov", "skip", *flag)
     assert rc == 0, err
     objs = [json.loads(line) for line in out.splitlines()]
     rows, _, _, _ = expected(ref, "skip")
@@ -171,10 +171,10 @@ def test_score_jsonl_log_base(word_dir, ref, sents_file, capsys, base):
 
 @pytest.mark.parametrize("flag", [[], ["--log-base", "10"]])
 def test_score_srilm_is_log10_with_srilm_ppl(word_dir, ref, sents_file, capsys, flag):
-    """--format srilm prints SRILM's numbers: logprob= in log10 (by definition, with or without
+    """--output-format srilm prints SRILM's numbers: logprob= in log10 (by definition, with or without
     --log-base 10), ppl = 10^(-logprob/(words - oovs + sentences)), ppl1 = 10^(-logprob/(words - oovs))
     with OOVs skipped as SRILM does."""
-    rc, out, err = run(capsys, "score", word_dir, sents_file, "--format", "srilm", "--oov", "skip", *flag)
+    rc, out, err = run(capsys, "score", word_dir, sents_file, "--output-format", "srilm", "--oov", "skip", *flag)
     assert rc == 0, err
     m = SRILM.fullmatch(out)
     assert m, out
@@ -192,7 +192,7 @@ def test_score_srilm_oov_unk_policy(word_dir, ref, sents_file, capsys):
     in logprob= and it is in ppl's / ppl1's denominators, yet it is still reported as an OOV
     (SRILM would either skip it or, with -unk, not call it an OOV). This pins today's policy;
     issue 13 is to decide it."""
-    rc, out, err = run(capsys, "score", word_dir, sents_file, "--format", "srilm")
+    rc, out, err = run(capsys, "score", word_dir, sents_file, "--output-format", "srilm")
     assert rc == 0, err
     m = SRILM.fullmatch(out)
     assert m, out
@@ -206,7 +206,7 @@ def test_score_srilm_oov_unk_policy(word_dir, ref, sents_file, capsys):
 
 @pytest.mark.parametrize("base", ["e", "2"])
 def test_score_srilm_refuses_other_bases(word_dir, sents_file, capsys, base):
-    rc, out, err = run(capsys, "score", word_dir, sents_file, "--format", "srilm", "--log-base", base)
+    rc, out, err = run(capsys, "score", word_dir, sents_file, "--output-format", "srilm", "--log-base", base)
     assert rc == 1 and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rnnkit: error: --log-base: "), err
@@ -225,7 +225,7 @@ def test_oov_skip_and_unk(word_dir, ref, capsys):
     assert ref.ids(toks)[1] == UNK and lps[1] < 0
     got = {}
     for oov in ("skip", "unk"):
-        rc, out, err = run(capsys, "score", word_dir, "-", "--format", "jsonl", "--per-token", "--oov", oov, stdin=text + "\n")
+        rc, out, err = run(capsys, "score", word_dir, "-", "--output-format", "jsonl", "--per-token", "--oov", oov, stdin=text + "\n")
         assert rc == 0, err
         got[oov] = json.loads(out)
     skip, unk = got["skip"], got["unk"]
@@ -245,7 +245,7 @@ def test_no_bos_feeds_the_first_word_as_context(word_dir, ref, capsys):
     text = "the cat sat on the mat ."
     ids = ref.ids(text.split())
     want = ref.walk(ids + [EOS])  # p(cat | the), ..., p(</s> | ...), without <s>
-    rc, out, err = run(capsys, "score", word_dir, "-", "--format", "jsonl", "--per-token", "--no-bos", stdin=text + "\n")
+    rc, out, err = run(capsys, "score", word_dir, "-", "--output-format", "jsonl", "--per-token", "--no-bos", stdin=text + "\n")
     assert rc == 0, err
     obj = json.loads(out)
     assert [t["token"] for t in obj["token_scores"]] == text.split()[1:] + ["</s>"]
@@ -275,7 +275,7 @@ def test_no_bos_no_eos_together_and_empty_line(word_dir, ref, capsys):
     text = "the dog sat ."
     ids = ref.ids(text.split())
     want = ref.walk(ids)  # w1 is context; no </s>
-    rc, out, err = run(capsys, "score", word_dir, "-", "--format", "jsonl", "--no-bos", "--no-eos",
+    rc, out, err = run(capsys, "score", word_dir, "-", "--output-format", "jsonl", "--no-bos", "--no-eos",
                        stdin=text + "\n\n")
     assert rc == 0, err
     a, empty = (json.loads(line) for line in out.splitlines())
@@ -328,7 +328,7 @@ def test_rescore_srilm_totals_and_best(word_dir, ref, tmp_path, capsys, mutant):
     # the lscore column (-99) is replaced by the model's
     nb.write_text(f"{a1:.10f} -99 7 {H1}\n{a2:.10f} -99 4 {H2}\n")
     best = tmp_path / "best.txt"
-    rc, out, err = run(capsys, "rescore", word_dir, nb, "--format", "srilm", "--lm-weight", W, "--word-penalty", P,
+    rc, out, err = run(capsys, "rescore", word_dir, nb, "--nbest-format", "srilm", "--lm-weight", W, "--word-penalty", P,
                        "--log-base", B, "--best", best)
     assert rc == 0, err
     rows = rescore_rows(out)
@@ -473,8 +473,8 @@ def char_run(tmp_path_factory):
     corpus.write_text("\n".join(CHAR_CORPUS) + "\n", encoding="utf-8")
     valid.write_text("\n".join(CHAR_VALID) + "\n", encoding="utf-8")
     out = tmp / "model"
-    argv = ["train", corpus, "--out", out, "--valid", valid, "--level", "char", "--cell", "gru", "--hidden", "24",
-            "--embed", "16", "--epochs", "3", "--batch-size", "4", "--seq-len", "16", "--lr", "0.01",
+    argv = ["train", corpus, "--out", out, "--valid", valid, "--level", "char", "--cell", "gru", "--hidden-dim", "24",
+            "--embed-dim", "16", "--epochs", "3", "--batch-size", "4", "--seq-len", "16", "--lr", "0.01",
             "--eval-batch-size", "1", "--quiet"]
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
@@ -483,17 +483,32 @@ def char_run(tmp_path_factory):
     return out, valid, buf.getvalue()
 
 
+def unigram_bits_per_char(vocab: list[str], train: list[str], valid: list[str]) -> float:
+    """The add-one unigram baseline by hand: counts of the training characters and one </s> per
+    line, plus one for every token but <s> (never predicted); bits per validation target."""
+    counts = {t: 1 for t in vocab if t != "<s>"}
+    for c in "".join(train):
+        counts[c] += 1
+    counts["</s>"] += len(train)
+    total = sum(counts.values())
+    targets = list("".join(valid)) + ["</s>"] * len(valid)
+    return -sum(math.log2(counts[t] / total) for t in targets) / len(targets)
+
+
 def test_char_train_reports_bits_per_char(char_run):
-    """The summary line and every validation row: bits/char = nats/char / ln 2."""
+    """The summary line gives the model and the unigram baseline in one unit, bits per
+    character; every validation row: bits/char = nats/char / ln 2."""
     out, _, stdout = char_run
-    m = re.search(r"best valid loss (\S+) nats/char \((\S+) bits/char\)", stdout)
+    m = re.search(r"best valid (\S+) bits/char \(unigram baseline (\S+) bits/char\)", stdout)
     assert m, stdout
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     vrows = [r for r in rows if r["kind"] == "valid"]
     assert len(vrows) == 3
     best = min(r["valid_loss"] for r in vrows)
-    assert_printed(float(m.group(1)), best, 4)
-    assert_printed(float(m.group(2)), best / math.log(2), 3)
+    assert_printed(float(m.group(1)), best / math.log(2), 4)
+    vocab = json.loads((out / "vocab.json").read_text("utf-8"))
+    assert_printed(float(m.group(2)), unigram_bits_per_char(vocab, CHAR_CORPUS, CHAR_VALID), 4)
+    assert "perplexity" not in stdout and "nats" not in stdout
     for r in vrows:
         assert r["valid_bpc"] == pytest.approx(r["valid_loss"] / math.log(2), rel=1e-12)
         assert r["valid_ppl"] == pytest.approx(math.exp(r["valid_loss"]), rel=1e-12)
@@ -527,7 +542,7 @@ def test_char_score_per_character(char_run, capsys):
     out, _, _ = char_run
     ref = Ref(out)
     text = "ab cd"
-    rc, stdout, err = run(capsys, "score", out, "-", "--format", "jsonl", "--per-token", "--log-base", "2",
+    rc, stdout, err = run(capsys, "score", out, "-", "--output-format", "jsonl", "--per-token", "--log-base", "2",
                           stdin=text + "\n")
     assert rc == 0, err
     obj = json.loads(stdout)
@@ -559,7 +574,7 @@ def test_word_train_valid_file_sentences_batching(tmp_path, capsys):
     valid.write_text("\n".join(valid_sents) + "\n", encoding="utf-8")
     out = tmp_path / "m"
     rc, stdout, err = run(capsys, "train", corpus, "--out", out, "--valid", valid, "--batching", "sentences",
-                          "--cell", "rnn", "--hidden", "12", "--embed", "12", "--epochs", "2", "--batch-size", "5",
+                          "--cell", "rnn", "--hidden-dim", "12", "--embed-dim", "12", "--epochs", "2", "--batch-size", "5",
                           "--quiet")
     assert rc == 0, err
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -79,7 +79,7 @@ KNOWN_DATASETS: dict[str, DatasetSpec] = {
     "wikitext-2": DatasetSpec("wikitext-2", "ptb", "WikiText-2 (tokenized Wikipedia, <unk> in text)", {
         s: DatasetFile(f"wikitext-2/{s}.txt", None, _WT2_URL.format(s)) for s in ("train", "valid", "test")
     }),
-    "python-docs": DatasetSpec("python-docs", "text", "CPython's English reference text (pydoc_data.topics), built in",
+    "python-docs": DatasetSpec("python-docs", "text", "CPython's English reference text (pydoc_data.topics)",
                                builtin=True),
 }
 

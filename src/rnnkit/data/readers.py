@@ -29,6 +29,8 @@ import os
 import re
 from pathlib import Path
 
+from ..config import CORPUS_FORMATS as FORMATS
+from ..config import LEVELS
 from ..errors import ConfigError, InputError
 from ..text.sentences import split_sentences
 from .datasets import (
@@ -40,8 +42,6 @@ from .datasets import (
 )
 
 MAX_LINE_CHARS = 1_000_000
-FORMATS = ("auto", "lines", "text", "ptb", "csv")
-LEVELS = ("word", "char")
 _UNDERLINE_RE = re.compile(r"(?m)^[ \t]*([*=\-~^\"#+])\1{2,}[ \t]*$")  # reST heading underlines
 
 

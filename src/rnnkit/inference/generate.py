@@ -1,8 +1,9 @@
 """Text generation: sampling (temperature, top-k, top-p), greedy, and beam search.
 
 Sampling is a pure function of the log-probabilities and an explicit numpy Generator, so
-the same seed gives the same output on either engine. Generation carries the hidden hidden:
-each new token costs one recurrent step whatever the length so far.
+the same seed gives the same output on either engine. Generation carries the hidden state:
+each new token costs one recurrent step whatever the length so far. Beam search keeps every
+hypothesis that ends, and returns the best one (`beam_search`) or the best n (`beam_search_n`).
 """
 
 from __future__ import annotations
@@ -72,10 +73,11 @@ def generate(model, vocab, prompt_ids: list[int], cfg: SampleConfig,
 
     Word models stop at `</s>` (not included). With `line_breaks` (character models, whose
     lines are `<s> chars </s>`), `</s>` is a newline: it is kept and generation goes on after
-    `</s> <s>`, as in the training stream, until max_len or a stop string."""
+    `</s> <s>`, as in the training stream, until max_len or a stop string. With cfg.beam > 0:
+    the cfg.num_samples best beam hypotheses, best first."""
     cfg.validate()
     if cfg.beam > 0:
-        return [beam_search(model, vocab, prompt_ids, cfg).ids]
+        return [h.ids for h in beam_search_n(model, vocab, prompt_ids, cfg, cfg.num_samples)]
     hidden, cur = prime(model, [vocab.bos_id] + list(prompt_ids), cfg.num_samples)
     return continue_from(model, vocab, hidden, cur, cfg, detokenize, line_breaks)
 
@@ -130,34 +132,53 @@ def beam_search(model, vocab, prompt_ids: list[int], cfg: SampleConfig) -> Hypot
     search stops once `beam` hypotheses have finished (or at max_len) and returns the best by
     normalised score. Width 1 equals greedy decoding.
     """
-    W, alpha = cfg.beam, cfg.length_penalty
+    return beam_search_n(model, vocab, prompt_ids, cfg, 1)[0]
+
+
+def beam_search_n(model, vocab, prompt_ids: list[int], cfg: SampleConfig, n: int) -> list[Hypothesis]:
+    """The n best hypotheses of `beam_search`'s search (n <= cfg.beam), best first by normalised
+    score; ties keep the order in which hypotheses ended. Unfinished beams count only when
+    fewer than n hypotheses finished. n = 1 gives beam_search's answer."""
+    finished, alive = _search(model, vocab, prompt_ids, cfg)
+    pool = finished if len(finished) >= n else finished + alive
+    return sorted(pool, key=lambda h: h.score(cfg.length_penalty), reverse=True)[:n]
+
+
+def _search(model, vocab, prompt_ids: list[int], cfg: SampleConfig) -> tuple[list[Hypothesis], list[Hypothesis]]:
+    """Run the beam: (the hypotheses that finished, in the order they did; the live beams left
+    when the search stopped early). At max_len the live beams count as finished."""
     hidden, cur = prime(model, [vocab.bos_id] + list(prompt_ids), 1)
     beams = [Hypothesis([], 0.0, False)]
     finished: list[Hypothesis] = []
     for t in range(cfg.max_len):
         logp, hidden = model.step_logprobs(cur, hidden)
         z = filter_logprobs(logp, banned=_banned(vocab, logp.shape[1], allow_eos=t >= cfg.min_len))
-        total = np.array([b.logprob for b in beams])[:, None] + z  # (n, K)
-        flat = np.argsort(-total, axis=None, kind="stable")[: 2 * W]
-        rows, cols = np.unravel_index(flat, total.shape)
-        nxt_beams, keep_rows, nxt_tok = [], [], []
-        for r, c in zip(rows, cols):
-            if not np.isfinite(total[r, c]):
-                break
-            if c == vocab.eos_id:
-                finished.append(Hypothesis(beams[r].ids, float(total[r, c]), True))
-            else:
-                nxt_beams.append(Hypothesis(beams[r].ids + [int(c)], float(total[r, c]), False))
-                keep_rows.append(r)
-                nxt_tok.append(c)
-            if len(nxt_beams) == W:
-                break
-        if len(finished) >= W or not nxt_beams:
+        ended, extended, rows = _extend(beams, z, cfg.beam, vocab.eos_id)
+        finished += ended
+        if len(finished) >= cfg.beam or not extended:
+            return finished, beams
+        beams = extended
+        hidden = model.reorder_hidden(hidden, np.asarray(rows))
+        cur = np.asarray([h.ids[-1] for h in extended], dtype=np.int64)
+    return finished + beams, []
+
+
+def _extend(beams: list[Hypothesis], z: np.ndarray, width: int,
+            eos_id: int) -> tuple[list[Hypothesis], list[Hypothesis], list[int]]:
+    """One beam step over (n, K) log-probabilities: of the 2*width best continuations, in order,
+    those choosing </s> end; the others extend until `width` are kept. Returns (ended, the kept
+    extensions, the beam row each came from)."""
+    total = np.array([b.logprob for b in beams])[:, None] + z  # (n, K)
+    flat = np.argsort(-total, axis=None, kind="stable")[: 2 * width]
+    ended, extended, rows = [], [], []
+    for r, c in zip(*np.unravel_index(flat, total.shape)):
+        if not np.isfinite(total[r, c]):
             break
-        beams = nxt_beams
-        hidden = model.reorder_hidden(hidden, np.asarray(keep_rows))
-        cur = np.asarray(nxt_tok, dtype=np.int64)
-    else:
-        finished.extend(beams)
-    pool = finished or beams
-    return max(pool, key=lambda h: h.score(alpha))
+        if c == eos_id:
+            ended.append(Hypothesis(beams[r].ids, float(total[r, c]), True))
+        else:
+            extended.append(Hypothesis(beams[r].ids + [int(c)], float(total[r, c]), False))
+            rows.append(r)
+        if len(extended) == width:
+            break
+    return ended, extended, rows

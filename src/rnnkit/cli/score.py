@@ -1,0 +1,112 @@
+"""`rnnkit score`: log-probability, token count and perplexity of each input line, KenLM / SRILM
+style, as text, JSON lines or SRILM's `ngram -ppl` summary."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from ..errors import ConfigError
+from ..inference.score import LOG_BASES
+from .common import (
+    add_batch_size,
+    add_model_argument,
+    input_name,
+    open_output,
+    progress_bar,
+    read_input_lines,
+)
+from .options import add_engine_options
+
+OUTPUT_FORMATS = ("text", "jsonl", "srilm")
+OOV_POLICIES = ("unk", "skip")
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser("score", help="log-probability of each sentence (KenLM / SRILM style)",
+                              description="Score each line of FILE (or stdin with -): log-probability, token "
+                                          "count and perplexity per sentence; corpus totals on stderr.")
+    add_model_argument(p)
+    p.add_argument("file", metavar="FILE", nargs="?", default="-", help="one sentence per line; - for stdin (default)")
+    p.add_argument("--output-format", "--format", choices=OUTPUT_FORMATS, default="text",
+                   help="text: logprob<TAB>tokens<TAB>ppl<TAB>sentence; jsonl: one object per sentence; srilm: "
+                        "SRILM's ngram -ppl summary (default: text)")
+    p.add_argument("--per-token", action="store_true", help="also each token's log-probability (default: off)")
+    p.add_argument("--log-base", choices=list(LOG_BASES), default=None,
+                   help="base of the printed logs (default: e; 10 with --output-format srilm, whose logprob= "
+                        "is always log10 as SRILM prints it)")
+    p.add_argument("--bos", action=argparse.BooleanOptionalAction, default=True,
+                   help="condition the first word on <s>; --no-bos makes it context only (default: on)")
+    p.add_argument("--eos", action=argparse.BooleanOptionalAction, default=True,
+                   help="predict </s> at the end of each sentence (default: on)")
+    p.add_argument("--oov", choices=OOV_POLICIES, default="unk",
+                   help="unk: score unknown words as <unk>; skip: leave them out, as SRILM does (default: unk)")
+    add_batch_size(p, 64)
+    p.add_argument("--output", "-o", default="-", metavar="FILE", help="output file (default: - for stdout)")
+    add_engine_options(p)
+
+
+def _log_base(args: argparse.Namespace) -> str:
+    if args.output_format == "srilm" and args.log_base not in (None, "10"):
+        # SRILM's logprob= is log10 by definition: that is what ngram -ppl prints and its tools read
+        raise ConfigError(f"--log-base: --output-format srilm prints log10 (SRILM's logprob=); "
+                          f"--log-base {args.log_base} cannot be used with it")
+    return args.log_base or ("10" if args.output_format == "srilm" else "e")
+
+
+def _write_srilm(out: TextIO, summ: Any, name: str, lb: Callable[[float], float]) -> None:
+    out.write(f"file {name}: {summ.sentences} sentences, {summ.words} words, {summ.oovs} OOVs\n")
+    out.write(f"0 zeroprobs, logprob= {lb(summ.logprob):.6g} ppl= {summ.ppl:.6g} ppl1= {summ.ppl1:.6g}\n")
+
+
+def _write_jsonl(out: TextIO, s: Any, per_token: bool, log_base: str, lb: Callable[[float], float]) -> None:
+    obj = {"text": s.text, "logprob": lb(s.logprob), "log_base": log_base, "tokens": s.num_scored,
+           "words": s.num_words, "oov": s.num_oov, "ppl": s.ppl}
+    if per_token:
+        obj["token_scores"] = [{"token": t.token, "logprob": lb(t.logprob) if t.scored else None, "oov": t.is_oov}
+                               for t in s.tokens]
+    out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def _write_text(out: TextIO, s: Any, per_token: bool, lb: Callable[[float], float]) -> None:
+    if per_token:
+        for t in s.tokens:
+            val = f"{lb(t.logprob):.6f}" if t.scored else "skipped"
+            flag = "\t(oov)" if t.is_oov else ""
+            out.write(f"  {t.token}\t{val}{flag}\n")
+    out.write(f"{lb(s.logprob):.6f}\t{s.num_scored}\t{s.ppl:.4f}\t{s.text}\n")
+
+
+def _write(out: TextIO, args: argparse.Namespace, scores: list, summ: Any, log_base: str) -> None:
+    from ..inference.score import log_base_value, to_base
+
+    lb = functools.partial(to_base, base=log_base_value(log_base))
+    if args.output_format == "srilm":
+        _write_srilm(out, summ, input_name(args.file), lb)
+    elif args.output_format == "jsonl":
+        for s in scores:
+            _write_jsonl(out, s, args.per_token, log_base, lb)
+    else:
+        for s in scores:
+            _write_text(out, s, args.per_token, lb)
+        print(f"{summ.sentences} sentences, {summ.words} words, {summ.oovs} OOVs; logprob (base {log_base}) "
+              f"{lb(summ.logprob):.4f}, ppl {summ.ppl:.4f}, ppl1 {summ.ppl1:.4f}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import api
+    from ..inference.score import Summary
+
+    log_base = _log_base(args)
+    lines = read_input_lines(args.file)
+    lm = api.load(args.model, engine=args.engine, device=args.device)
+    with progress_bar(len(lines), "scoring") as update:
+        scores = lm.score_sentences(lines, bos=args.bos, eos=args.eos, oov=args.oov, batch_size=args.batch_size,
+                                    progress=update)
+    with open_output(args.output) as out:
+        _write(out, args, scores, Summary.of(scores), log_base)
+    return 0
