@@ -10,7 +10,6 @@ clock, never from the wall.
 
 from __future__ import annotations
 
-import importlib
 import json
 import random
 from pathlib import Path
@@ -25,8 +24,7 @@ from rnnkit.config import ModelConfig, TokenizerConfig, TrainConfig
 from rnnkit.inference.evaluate import EvalResult
 from rnnkit.numpy_engine import RNNLM as NumpyRNNLM
 from rnnkit.numpy_engine import Trainer as NumpyTrainer
-
-train_mod = importlib.import_module("rnnkit.training.driver")
+from rnnkit.training import driver, validation
 
 # --------------------------------------------------------------------------- corpora
 
@@ -147,7 +145,7 @@ def script_validation(monkeypatch, losses: list[float]) -> list[dict]:
         seen.append({k: np.array(v, copy=True) for k, v in model.state_dict().items()})
         return EvalResult(next(script) * 100, 100)
 
-    monkeypatch.setattr(train_mod, "evaluate_encoded", fake)
+    monkeypatch.setattr(validation, "evaluate_encoded", fake)
     return seen
 
 
@@ -161,14 +159,14 @@ def run_cli(capsys, *argv) -> int:
 SMALL = ["--cell", "gru", "--hidden", "8", "--embed", "8", "--quiet"]
 
 
-def small_train(tmp_path, train_file, valid_file, name="out", clock=None, **cfg):
+def small_train(tmp_path, train_file, valid_file, name="out", clock=None, resume=False, **cfg):
     """The driver through its Python API with a tiny numpy GRU."""
     base = {"batch_size": 4, "seq_len": 6, "optimizer": "sgd", "lr": 0.5, "schedule": "constant", "epochs": 2}
     base.update(cfg)
     kw = {} if clock is None else {"clock": clock}
-    return train_mod.train(str(train_file), tmp_path / name, valid=str(valid_file),
-                           model={"cell": "gru", "hidden_dim": 8, "embed_dim": 8}, tokenizer=TokenizerConfig(),
-                           config=TrainConfig(**base), progress=False, log=lambda m: None, **kw)
+    return driver.train(str(train_file), tmp_path / name, valid=str(valid_file),
+                        model={"cell": "gru", "hidden_dim": 8, "embed_dim": 8}, tokenizer=TokenizerConfig(),
+                        config=TrainConfig(**base), resume=resume, progress=False, log=lambda m: None, **kw)
 
 
 # --------------------------------------------------------------------------- 1. stream state carry
@@ -228,7 +226,7 @@ def test_stream_mode_carries_state_across_windows_torch(tmp_path, files, monkeyp
     calls = record_steps(monkeypatch, TorchTrainer)
     cfg = {"batch_size": 4, "seq_len": 6, "optimizer": "sgd", "lr": 0.5, "schedule": "constant", "epochs": 2,
            "engine": "torch", "device": "cpu"}
-    res = train_mod.train(str(train_file), tmp_path / "t", valid=str(valid_file),
+    res = driver.train(str(train_file), tmp_path / "t", valid=str(valid_file),
                           model={"cell": "lstm", "hidden_dim": 8, "embed_dim": 8}, config=TrainConfig(**cfg),
                           progress=False, log=lambda m: None)
     out = res.model_dir
@@ -314,6 +312,36 @@ def test_the_saved_model_is_the_best_evaluation_not_the_last_or_worst(tmp_path, 
     for other in (0, 2, 3):
         assert any(not np.array_equal(saved[k], weights[other][k]) for k in saved), other
     assert rnnkit.load(res.model_dir).info["valid_loss"] == 2.0
+
+
+def test_a_stop_evaluation_that_beats_the_best_keeps_its_model_through_resume(tmp_path, files, monkeypatch):
+    """Stopped by --max-steps mid-epoch 2, the stop evaluation scores best of all (1.0) and is
+    saved; it is not one of the run's evaluations, so best_loss (the plateau / early-stop
+    record) stays at epoch 1's 3.0. Resumed, epochs 2 and 3 improve on that record (2.0, 1.5)
+    and the lr is never cut, but neither beats the saved model: MODEL_DIR keeps the stop's
+    weights. (A resumed run used to overwrite it with the worse epoch-2 model.)"""
+    train_file, valid_file = files
+    per_epoch = windows_per_epoch(train_file, B=4, T=6)
+    weights = script_validation(monkeypatch, [3.0, 1.0, 2.0, 1.5])
+    opts = {"epochs": 3, "schedule": "plateau", "lr": 0.1, "lr_decay": 0.5}
+    first = small_train(tmp_path, train_file, valid_file, max_steps=per_epoch + 2, **opts)
+    assert first.stopped == "max_steps" and first.valid.loss == 1.0
+    state = json.loads((first.model_dir / "trainer_state" / "state.json").read_text())
+    assert state["best_loss"] == 3.0 and state["bad_evals"] == 0
+
+    res = small_train(tmp_path, train_file, valid_file, resume=True, **opts)
+    assert res.stopped == "epochs" and res.steps == 3 * per_epoch
+    assert [(r["reason"], r["valid_loss"]) for r in valid_rows(res.model_dir)] == [
+        ("epoch", 3.0), ("stop", 1.0), ("epoch", 2.0), ("epoch", 1.5)]
+    assert [r["lr"] for r in valid_rows(res.model_dir)] == pytest.approx([0.1] * 4)  # every epoch improved
+    state = json.loads((res.model_dir / "trainer_state" / "state.json").read_text())
+    assert state["best_loss"] == 1.5 and state["bad_evals"] == 0
+    assert res.valid.loss == pytest.approx(1.0) and saved_extra(res.model_dir)["valid_loss"] == 1.0
+    assert saved_extra(res.model_dir)["step"] == per_epoch + 2
+    saved = checkpoint.load_tensors(res.model_dir / "model.safetensors")
+    for k in saved:
+        np.testing.assert_array_equal(saved[k], weights[1][k], err_msg=k)
+    assert any(not np.array_equal(saved[k], weights[3][k]) for k in saved)
 
 
 def per_epoch_lrs(calls: list[dict], epochs: int) -> list[list[float]]:

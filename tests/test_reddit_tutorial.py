@@ -10,7 +10,8 @@ from rnnkit.config import ModelConfig, TokenizerConfig, TrainConfig
 from rnnkit.inference.evaluate import evaluate_sentences
 from rnnkit.numpy_engine import RNNLM
 from rnnkit.recipes import load_recipe
-from rnnkit.training.driver import prepare_corpus, train
+from rnnkit.training import train
+from rnnkit.training.corpus import prepare_corpus
 
 
 def test_reddit_tutorial_recipe_trains(shared_data, tmp_path):

@@ -1,7 +1,8 @@
 """Distributed data parallel helpers around torch.distributed, for runs under torchrun.
 
-`init_distributed(device)` reads torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK,
-MASTER_ADDR, MASTER_PORT) and joins the process group: nccl on CUDA, gloo on CPU. With
+`setup(device)` is what a training run calls first: it joins the group and picks this
+process's device. `init_distributed(device)` reads torchrun's environment (RANK, WORLD_SIZE,
+LOCAL_RANK, MASTER_ADDR, MASTER_PORT) and joins the process group: nccl on CUDA, gloo on CPU. With
 nothing set (a plain `python` run) it returns (0, 1, 0) and initialises nothing, so every
 helper here is a cheap no-op in a single process. The Trainer wraps the module in
 DistributedDataParallel when the group has more than one process.
@@ -68,6 +69,16 @@ def init_distributed(device: str = "auto") -> tuple[int, int, int]:
     return r, ws, local
 
 
+def setup(device: str = "auto") -> tuple[int, int, str]:
+    """Join torchrun's process group when launched by it; returns (rank, world_size, device):
+    cuda:LOCAL_RANK for each process of a CUDA group (device cuda, or auto with CUDA present),
+    else `device` as given. In a plain `python` run: (0, 1, device)."""
+    rank, world, local = init_distributed(device)
+    if world > 1 and device in ("cuda", "auto") and torch.cuda.is_available():
+        device = f"cuda:{local}"
+    return rank, world, device
+
+
 def local_device(device: str = "auto") -> str:
     """The device string this process should use: cuda:LOCAL_RANK under a CUDA group."""
     if is_initialized() and dist.get_backend() == "nccl":
@@ -99,6 +110,13 @@ def all_reduce_sums(values: list[float], device: str | torch.device | None = Non
     t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return [float(v) for v in t.tolist()]
+
+
+def finish() -> None:
+    """The end of a run: wait for every process (rank 0 may still be writing files), then leave
+    the group. A process leaving alone can abort the others' gloo connections."""
+    barrier()
+    cleanup()
 
 
 def cleanup() -> None:

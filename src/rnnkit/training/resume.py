@@ -1,9 +1,10 @@
-"""The resumable training state in MODEL_DIR/trainer_state/: written whole or not at all.
+"""Resume points: the state of a run in MODEL_DIR/trainer_state/, written whole or not at all.
 
     trainer_state/
       config.json vocab.json model.safetensors   the current weights (a loadable model directory)
-      optimizer.safetensors                      optimizer moments, RNG state, carried hidden state
-      state.json                                 step, epoch, data position, schedule, train config
+      optimizer.safetensors                      the engine Trainer's state (opaque here) and the
+                                                 carried hidden state (arrays named carry.*)
+      state.json                                 the run's progress, its schedule, its train options
 
 The directory is written beside its final place and swapped in with two renames
 (`checkpoint.replace_dir`), so a kill at any moment leaves either the previous state or the
@@ -13,9 +14,9 @@ new one.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -23,83 +24,93 @@ from .. import checkpoint
 from ..config import ModelConfig, TokenizerConfig, TrainConfig
 from ..errors import CheckpointError, ConfigError
 from ..text import Vocab
+from .progress import Progress
+from .schedule import Schedule
 
 DIRNAME = "trainer_state"
-CARRY_PREFIX = "carry."
+HIDDEN_PREFIX = "carry."  # the on-disk name of the carried hidden state's arrays
 # options that may change between a run and its resumption
 RESUMABLE_CHANGES = {"epochs", "max_steps", "max_minutes", "early_stop", "checkpoint_every", "eval_every"}
 
 
 @dataclass
-class Resumed:
+class ResumePoint:
+    """Everything a run needs to go on exactly where it was."""
+
     model_cfg: ModelConfig
     vocab: Vocab
     params: dict[str, np.ndarray]
-    optimizer: dict[str, np.ndarray]
-    carry: dict[str, np.ndarray]
-    state: dict[str, Any]
+    optimizer: dict[str, np.ndarray]  # the engine Trainer's state_dict(), passed through as is
+    hidden: list | None  # the hidden state carried into the next window (stream mode), else None
+    progress: Progress
+    schedule: Schedule
 
 
-def state_to_arrays(state) -> dict[str, np.ndarray]:
-    """A carried hidden state (numpy or torch, per layer h or (h, c)) as named numpy arrays."""
+def hidden_to_arrays(hidden) -> dict[str, np.ndarray]:
+    """A hidden state (numpy or torch, per layer h or (h, c)) as named numpy arrays."""
     def arr(t):
         return t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
 
     out = {}
-    for n, layer in enumerate(state):
-        if isinstance(layer, (tuple, list)):
-            out[f"{CARRY_PREFIX}l{n}.h"], out[f"{CARRY_PREFIX}l{n}.c"] = arr(layer[0]), arr(layer[1])
-        else:
-            out[f"{CARRY_PREFIX}l{n}.h"] = arr(layer)
+    for n, layer in enumerate(hidden):
+        pair = layer if isinstance(layer, (tuple, list)) else (layer,)
+        for part, a in zip("hc", pair):
+            out[f"{HIDDEN_PREFIX}l{n}.{part}"] = arr(a)
     return out
 
 
-def state_from_arrays(d: dict[str, np.ndarray]) -> list:
-    """Inverse of state_to_arrays (numpy arrays; both engines accept them)."""
-    layers = sorted({int(k[len(CARRY_PREFIX) + 1:].split(".")[0]) for k in d})
+def hidden_from_arrays(d: dict[str, np.ndarray]) -> list:
+    """Inverse of hidden_to_arrays (numpy arrays; both engines accept them)."""
+    layers = sorted({int(k[len(HIDDEN_PREFIX) + 1:].split(".")[0]) for k in d})
     out = []
     for n in layers:
-        h, c = d[f"{CARRY_PREFIX}l{n}.h"], d.get(f"{CARRY_PREFIX}l{n}.c")
+        h, c = d[f"{HIDDEN_PREFIX}l{n}.h"], d.get(f"{HIDDEN_PREFIX}l{n}.c")
         out.append(h if c is None else (h, c))
     return out
 
 
-def save_trainer_state(out: Path, cfg: TrainConfig, mcfg: ModelConfig, tok_cfg: TokenizerConfig, vocab: Vocab,
-                       params: dict[str, np.ndarray], optimizer: dict[str, np.ndarray], st: dict[str, Any],
-                       carry) -> None:
+def save_resume_point(out: Path, point: ResumePoint, cfg: TrainConfig, tok_cfg: TokenizerConfig) -> None:
+    """Write `point` to out/trainer_state/, replacing the previous one atomically."""
     final = Path(out) / DIRNAME
     tmp = Path(out) / f".{DIRNAME}.tmp"
     if tmp.exists():
-        import shutil
-
         shutil.rmtree(tmp)
-    checkpoint.save(tmp, mcfg, tok_cfg, vocab, params)
-    arrays = dict(optimizer)
-    if carry is not None:
-        arrays.update(state_to_arrays(carry))
+    checkpoint.save(tmp, point.model_cfg, tok_cfg, point.vocab, point.params)
+    arrays = dict(point.optimizer)
+    if point.hidden is not None:
+        arrays.update(hidden_to_arrays(point.hidden))
     checkpoint.save_tensors(tmp / "optimizer.safetensors", arrays)
-    checkpoint.atomic_write_json(tmp / "state.json", {**st, "train": cfg.to_dict()})
+    state = {**point.progress.to_dict(), "schedule": point.schedule.to_dict(), "train": cfg.to_dict()}
+    checkpoint.atomic_write_json(tmp / "state.json", state)
     checkpoint.replace_dir(tmp, final)
 
 
-def load_trainer_state(out: Path, cfg: TrainConfig) -> Resumed | None:
-    """The saved state of an interrupted run in `out`, or None when there is none yet."""
+def load_resume_point(out: Path, cfg: TrainConfig) -> ResumePoint | None:
+    """The resume point of an interrupted run in `out`, or None when there is none yet.
+    Refuses one saved with other train options than `cfg` (except RESUMABLE_CHANGES)."""
     final = Path(out) / DIRNAME
     checkpoint.recover_dir(final)
     if not final.is_dir():
         return None
     ck = checkpoint.load(final)
-    path = final / "state.json"
+    state = _read_state(final / "state.json")
+    _check_same_options(state.pop("train", {}), cfg)
+    arrays = checkpoint.load_tensors(final / "optimizer.safetensors")
+    hidden = {k: v for k, v in arrays.items() if k.startswith(HIDDEN_PREFIX)}
+    optimizer = {k: v for k, v in arrays.items() if not k.startswith(HIDDEN_PREFIX)}
+    return ResumePoint(ck.model, ck.vocab, ck.params, optimizer, hidden_from_arrays(hidden) if hidden else None,
+                       Progress.from_dict(state), Schedule.from_dict(state["schedule"]))
+
+
+def _read_state(path: Path) -> dict:
     try:
-        st = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: cannot read ({e})") from None
-    saved = st.pop("train", {})
+
+
+def _check_same_options(saved: dict, cfg: TrainConfig) -> None:
     diff = sorted(k for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES and saved.get(k) != v)
     if diff:
         raise ConfigError("--resume with different options than the saved run: "
                           + ", ".join(f"{k} (saved {saved.get(k)!r}, now {getattr(cfg, k)!r})" for k in diff))
-    arrays = checkpoint.load_tensors(final / "optimizer.safetensors")
-    carry = {k: v for k, v in arrays.items() if k.startswith(CARRY_PREFIX)}
-    optimizer = {k: v for k, v in arrays.items() if not k.startswith(CARRY_PREFIX)}
-    return Resumed(ck.model, ck.vocab, ck.params, optimizer, carry, st)

@@ -42,8 +42,8 @@ class Schedule:
             return self.base_lr * (step + 1) / self.warmup
         if self.kind == "cosine":
             span = max(1, self.total_steps - self.warmup)
-            progress = min(1.0, (step - self.warmup) / span)
-            return self.base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+            done = min(1.0, (step - self.warmup) / span)  # the fraction of the decay behind
+            return self.base_lr * 0.5 * (1.0 + math.cos(math.pi * done))
         return self.base_lr
 
     def after_eval(self, improved: bool) -> bool:
