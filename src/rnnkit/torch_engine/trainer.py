@@ -107,41 +107,59 @@ class Trainer:
 
     # ------------------------------------------------------------------ the step
     def step(self, x, y, mask=None, hidden=None):
-        """One update on the window (x, y, mask); returns (loss_sum, num_tokens, hidden)."""
+        """One update on the window (x, y, mask); returns (loss_sum, num_tokens, hidden).
+
+        loss_sum / count (tokens, or sequences for loss_reduction "sentence", over all ranks)
+        -> backward -> weight decay -> clip the global norm -> optimizer step. A non-finite
+        loss or gradient raises NonFiniteError before anything changes."""
         x = np.asarray(x)
-        model, step_no = self.model, self.steps + 1
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
+        loss_sum, n, packed = self._forward(x, y, mask, hidden)
+        loss_val = float(loss_sum.detach())
+        scale = self._loss_scale(loss_val, n, x.shape[1])
+        objective = loss_sum * scale
+        (self.scaler.scale(objective) if self.scaler is not None else objective).backward()
+        if self._clip_and_update():
+            self.steps += 1
+        return loss_val, n, self.model.unpack_hidden(packed)
+
+    def _forward(self, x: np.ndarray, y, mask, hidden):
+        """(summed nats as a graph tensor, unmasked token count, nn.RNN's new hidden)."""
+        model = self.model
         if model.device.type == "cpu":  # fused chunked decoder + loss: the logits are never stored whole
             m = np.ones(x.shape, dtype=np.float32) if mask is None else np.asarray(mask, dtype=np.float32)
             loss_sum, packed = self.net(model._ids(x), model.pack_hidden(hidden, x.shape[1]), y=model._ids(y, "y"),
                                         mask=torch.as_tensor(m, device=model.device))
-            n = int(np.count_nonzero(m))
-        else:
-            with self._autocast():
-                logits, packed = self.net(model._ids(x), model.pack_hidden(hidden, x.shape[1]))
-            if self._autocast_dtype is not None:
-                logits = logits.float()
-            loss_sum, n = model.loss_terms(logits, y, mask)
-        count = float(n if self.train.loss_reduction == "token" else x.shape[1])
-        loss_val = float(loss_sum.detach())
+            return loss_sum, int(np.count_nonzero(m)), packed
+        with self._autocast():
+            logits, packed = self.net(model._ids(x), model.pack_hidden(hidden, x.shape[1]))
+        if self._autocast_dtype is not None:
+            logits = logits.float()
+        loss_sum, n = model.loss_terms(logits, y, mask)
+        return loss_sum, n, packed
+
+    def _loss_scale(self, loss_val: float, n: int, batch: int) -> float:
+        """1 / the global count (world_size / it under DDP, which averages gradients); raises
+        NonFiniteError on a non-finite loss on any rank."""
+        count = float(n if self.train.loss_reduction == "token" else batch)
         if self.world_size > 1:
             # one collective: the global count, and the global loss so that every rank
             # agrees on raising NonFiniteError (a rank raising alone would hang the others)
-            total, global_loss, global_n = distributed.all_reduce_sums([count, loss_val, float(n)], model.device)
+            total, global_loss, global_n = distributed.all_reduce_sums([count, loss_val, float(n)], self.model.device)
             scale = self.world_size / total if total > 0 else 0.0
             self.global_tokens = round(global_n)
         else:
             global_loss, scale = loss_val, (1.0 / count if count > 0 else 0.0)
             self.global_tokens = n
         if not math.isfinite(global_loss):
-            raise NonFiniteError(f"step {step_no}: loss is {global_loss} (non-finite); "
+            raise NonFiniteError(f"step {self.steps + 1}: loss is {global_loss} (non-finite); "
                                  "weights left unchanged")
-        objective = loss_sum * scale
-        if self.scaler is not None:
-            self.scaler.scale(objective).backward()
-        else:
-            objective.backward()
+        return scale
+
+    def _clip_and_update(self) -> bool:
+        """Weight decay, clipping and the optimizer step on the gradients backward left;
+        False when an fp16 overflow made GradScaler skip the step."""
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         for p in self.params:
@@ -151,28 +169,22 @@ class Trainer:
         if self.train.weight_decay:
             for p, g in zip(self.params, grads):
                 g.add_(p.detach(), alpha=self.train.weight_decay)
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-        norm_val = float(norm)
+        norm_val = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
         if not math.isfinite(norm_val):
-            if self.scaler is not None:  # fp16 overflow: GradScaler skips the step, lowers scale
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                return loss_val, n, model.unpack_hidden(packed)
-            bad = next(name for (name, _), g in zip(self.named, grads)
-                       if not bool(torch.isfinite(g).all()))
-            raise NonFiniteError(f"step {step_no}: gradient of {bad} is non-finite; "
-                                 "weights left unchanged")
-        if self.train.clip > 0 and norm_val > self.train.clip:
+            if self.scaler is None:
+                bad = next(name for (name, _), g in zip(self.named, grads) if not bool(torch.isfinite(g).all()))
+                raise NonFiniteError(f"step {self.steps + 1}: gradient of {bad} is non-finite; "
+                                     "weights left unchanged")
+        elif self.train.clip > 0 and norm_val > self.train.clip:
             coef = self.train.clip / norm_val
             for g in grads:
                 g.mul_(coef)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
+        if self.scaler is None:
             self.optimizer.step()
-        self.steps += 1
-        return loss_val, n, model.unpack_hidden(packed)
+            return True
+        self.scaler.step(self.optimizer)  # skips the update itself when the gradients overflowed
+        self.scaler.update()
+        return math.isfinite(norm_val)
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, np.ndarray]:
