@@ -35,7 +35,7 @@ def test_train_with_stderr_in_a_file_writes_plain_lines(tmp_path):
     lines = text.splitlines()
     progress = [m for m in map(LINE.match, lines) if m]
     evaluations = [line for line in lines if line.startswith("valid at step ")]
-    assert 3 * 15 <= len(progress) <= 3 * 21  # about every 5% of each of 3 epochs
+    assert 18 <= len(progress) <= 21  # about every 5% of the run (3 epochs)
     assert [float(m.group(2)) for m in progress] == sorted(float(m.group(2)) for m in progress)
     assert len(evaluations) == 3 + steps // 100 - (steps % 100 == 0)  # each epoch, and every 100 steps
     assert len(lines) == 1 + len(progress) + len(evaluations)  # the corpus line, and nothing else
@@ -68,6 +68,22 @@ def test_a_terminal_gets_the_bar_anything_else_the_lines():
         run_display(d)
     assert "\r" in tty.getvalue() and "epoch 2/2" in tty.getvalue() and "valid at ..." in tty.getvalue()
     lines = log.getvalue().splitlines()
-    assert len(lines) == 2 * 20 + 2 and "\r" not in log.getvalue()
-    assert lines[0] == "step 2 (epoch 0.05/2): loss 3.000 ppl 20.1, 10 tok/s"  # 20 tokens in 2 clock ticks
+    assert len(lines) == 20 + 2 and "\r" not in log.getvalue()  # every 5% of the 80 steps, and the messages
+    assert lines[0] == "step 4 (epoch 0.10/2): loss 3.000 ppl 20.1, 10 tok/s"  # 40 tokens in 4 clock ticks
     assert quiet.getvalue() == "valid at ...\nvalid at ...\n"
+
+
+def test_lines_follow_the_planned_run_not_the_epoch():
+    """A line every 5% of --max-steps when it is set (a 60-epoch demo or a 1/10-epoch run alike)."""
+    clock = iter(range(10_000)).__next__
+    for steps_per_epoch, epochs, max_steps in ((5, 60, 0), (1000, 1, 100)):
+        log = io.StringIO()
+        display = make_display(True, clock, log)
+        progress = Progress()
+        display.start(progress, steps_per_epoch, epochs, max_steps)
+        for _ in range(max_steps or steps_per_epoch * epochs):
+            progress.count_step(nats=30.0, count=10, tokens=10)
+            display.update(progress)
+            if progress.batch == steps_per_epoch:
+                progress.next_epoch()
+        assert len(log.getvalue().splitlines()) == 20, (steps_per_epoch, epochs, max_steps)

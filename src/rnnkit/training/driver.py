@@ -73,7 +73,7 @@ def training_loop(run: Run, display: Display) -> str:
     """Train until a stop condition holds; returns which one."""
     cfg, progress, feed, trainer, schedule = run.cfg, run.progress, run.feed, run.trainer, run.schedule
     batches = feed.batches(progress.epoch, progress.batch)
-    display.start(progress, feed.steps_per_epoch, cfg.epochs)
+    display.start(progress, feed.steps_per_epoch, cfg.epochs, cfg.max_steps)
     stopped = stop_condition(run)  # a resumed run may have nothing left to do
     while stopped is None:
         # learning rate

@@ -1,8 +1,8 @@
 """What a person watching a run sees on stderr while it trains.
 
 On a terminal, a live tqdm bar per epoch (loss, perplexity, tokens per second), with the
-run's messages printed above it. Elsewhere (a log file, a pipe), a plain line every ~5% of an
-epoch between the messages, and never a carriage return. With the display off, the messages only.
+run's messages printed above it. Elsewhere (a log file, a pipe), a plain line every ~5% of the
+planned run between the messages, and never a carriage return. With the display off, the messages only.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TextIO
 
 from .progress import Progress
 
-LINES_PER_EPOCH = 20  # off a terminal, a line every 5% of an epoch
+LINES_PER_RUN = 20  # off a terminal, a line every 5% of the planned run
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,13 @@ class Display:
 
     def __init__(self, stream: TextIO, clock: Callable[[], float]):
         self.stream, self.clock = stream, clock
-        self.steps_per_epoch, self.epochs = 1, 1
+        self.steps_per_epoch, self.epochs, self.planned = 1, 1, 1
         self.last = Mark(0.0, 0, 0, 0.0, 0)  # after the latest update
 
-    def start(self, progress: Progress, steps_per_epoch: int, epochs: int) -> None:
+    def start(self, progress: Progress, steps_per_epoch: int, epochs: int, max_steps: int = 0) -> None:
         """Before the first update of this run (or of its resumed part)."""
         self.steps_per_epoch, self.epochs = max(steps_per_epoch, 1), epochs
+        self.planned = max_steps or self.steps_per_epoch * max(epochs, 1)
         self.last = Mark.of(progress, self.clock())
 
     def update(self, progress: Progress) -> None:
@@ -69,16 +70,17 @@ class Display:
 
 class Lines(Display):
     """Off a terminal: `step 140 (epoch 1.25/5): loss 4.123 ppl 61.8, 12,345 tok/s` every ~5% of
-    an epoch: the loss and speed of the updates since the line before."""
+    the planned run (--max-steps, else the epochs): the loss and speed of the updates since the
+    line before (within the epoch)."""
 
-    def start(self, progress: Progress, steps_per_epoch: int, epochs: int) -> None:
-        super().start(progress, steps_per_epoch, epochs)
-        self.every = max(1, round(self.steps_per_epoch / LINES_PER_EPOCH))
+    def start(self, progress: Progress, steps_per_epoch: int, epochs: int, max_steps: int = 0) -> None:
+        super().start(progress, steps_per_epoch, epochs, max_steps)
+        self.every = max(1, round(self.planned / LINES_PER_RUN))
         self.mark = self.last
 
     def update(self, progress: Progress) -> None:
         super().update(progress)
-        if progress.batch % self.every == 0:
+        if progress.step % self.every == 0:
             where = f"step {progress.step:,} (epoch {progress.epochs_done(self.steps_per_epoch):.2f}/{self.epochs})"
             self.write(f"{where}: {loss_text(*self.mark.since(progress, self.last.seconds))}")
             self.mark = self.last
