@@ -94,7 +94,7 @@ class LanguageModel:
     def evaluate(self, sentences: Iterable[str], mode: str | None = None, batch_size: int = 10) -> EvalResult:
         """Summed nats and predicted-token count over sentences (EvalResult: .loss, .ppl, .bpc).
 
-        mode "stream" carries the state across sentences (how PTB results are reported),
+        mode "stream" carries the hidden state across sentences (how PTB results are reported),
         "sentences" resets it per sentence; default: the way the model was trained."""
         mode = mode or self.info.get("train", {}).get("batching", "sentences")
         if mode not in ("stream", "sentences"):

@@ -129,7 +129,7 @@ class ModelConfig(Settings):
                                 choices=NONLINEARITIES)
     embed_dim: int = setting(128, "D: embedding width (equal to the hidden width when the weights are tied)",
                              aliases=("--embed",))
-    hidden_dim: int = setting(128, "H: recurrent state width of every layer", aliases=("--hidden",))
+    hidden_dim: int = setting(128, "H: width of the hidden state of every layer", aliases=("--hidden",))
     num_layers: int = setting(1, "L: stacked recurrent layers", aliases=("--layers",))
     tie_weights: bool = setting(False, "the decoder uses the embedding matrix (needs embed dim = hidden dim)",
                                 aliases=("--tie", "--tied"))
@@ -175,8 +175,8 @@ class TrainConfig(Settings):
     engine: str = setting("numpy", "numpy (no torch needed) or torch", choices=ENGINE_NAMES)
     device: str = setting("auto", "torch engine: where to run (the numpy engine always runs on cpu)",
                           choices=DEVICES)
-    batching: str = setting("stream", "stream: the corpus as one sequence cut into columns, state carried "
-                                      "across windows; sentences: padded sentences, state reset",
+    batching: str = setting("stream", "stream: the corpus as one sequence cut into columns, hidden state carried "
+                                      "across windows; sentences: padded sentences, hidden state reset",
                             choices=BATCHING_MODES)
     batch_size: int = setting(32, "B: columns (stream) or sentences (sentences) per batch")
     seq_len: int = setting(35, "T: BPTT window; longer sentences are cut into windows of this length")

@@ -17,7 +17,7 @@ def add_parser(subparsers: Any) -> None:
     add_model_argument(p)
     p.add_argument("file", metavar="FILE", help="a text file or a known dataset split such as ptb:test")
     p.add_argument("--mode", choices=BATCHING_MODES, default=None,
-                   help="stream: state carried across lines, as PTB results are reported; sentences: state "
+                   help="stream: hidden state carried across lines, as PTB results are reported; sentences: hidden state "
                         "reset per line (default: how the model was trained)")
     add_options(p, TrainConfig, ("corpus_format", "csv_column"), keep_default=True)
     add_batch_size(p, 10, "sentences (columns in stream mode)")
