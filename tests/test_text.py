@@ -46,6 +46,8 @@ tok = WordTokenizer()
                                                       ",", "etc.", "Then", "I", "."]),
     ("well-known state-of-the-art -- wait... yes", ["well-known", "state-of-the-art", "--", "wait", "...", "yes"]),
     ("I said no. No. 5 wins", ["I", "said", "no", ".", "No.", "5", "wins"]),
+    ("Room no. 5, NO. N and no.", ["Room", "no.", "5", ",", "NO.", "N", "and", "no", "."]),
+    ("(no.\t#1) no.5", ["(", "no.", "#", "1", ")", "no.5"]),
     ("don’t", ["do", "n't"]),
 ])
 def test_word_tokenizer_cases(text, expected):

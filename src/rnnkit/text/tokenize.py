@@ -6,13 +6,21 @@ e-mail addresses, numbers (3.14, 1,000, 12:30), abbreviations (Mr., U.S., e.g.) 
 tokens <unk> <s> </s> whole, and is idempotent: tokenizing its own output joined by spaces
 gives the same tokens (so pre-tokenized PTB text such as "does n't" and "company 's" stays as
 is). split="whitespace" is plain str.split for corpora that are already tokenized.
+
 `CharTokenizer` gives every character. Strings only: nothing here knows about arrays.
+
+Speed: the regex split runs on whitespace chunks. No token crosses whitespace (the regex's
+whitespace is str.split's), and a chunk's tokens depend only on the chunk, except for a chunk
+ending in "no.", which looks at the next one ("No. 5"). Chunks go through a bounded cache,
+and a line made only of chunks known to be their own single token is returned as str.split
+gives it. `_tokenize_reference` is the whole-text scan, kept as the definition for the tests.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from itertools import filterfalse
 
 from ..config import TokenizerConfig
 from ..errors import ConfigError
@@ -76,6 +84,99 @@ def _split_clitics(word: str) -> list[str]:
     return [word, *reversed(tail)]
 
 
+def _scan(text: str, end: int) -> list[str]:
+    """The tokens of text[:end] by _TOKEN_RE, steps 4-6 of docs/format.md ("Tokenizers").
+    Only the "No. 5" check looks past `end`."""
+    out: list[str] = []
+    for m in _TOKEN_RE.finditer(text, 0, end):
+        tok = m.group()
+        if m.lastgroup != "word":
+            out.append(tok)
+            continue
+        dot = tok.endswith(".") and len(tok) > 1
+        if dot:
+            tok = tok[:-1]
+            if is_abbreviation(tok) or (tok.lower() == "no" and _NUMBER_NEXT_RE.match(text, m.end())):
+                out.append(tok + ".")
+                continue
+        out.extend(_split_clitics(tok) if "'" in tok else (tok,))
+        if dot:
+            out.append(".")
+    return out
+
+
+def _prepare(text: str) -> str:
+    """Steps 2-3: HTML character references decoded (when there is an &), U+2019 -> '."""
+    if "&" in text:
+        text = html.unescape(text)
+    return text.replace("\u2019", "'")
+
+
+def _tokenize_reference(text: str, lowercase: bool = False) -> list[str]:
+    """The regex tokenizer as one scan over the whole text: the definition that the chunked
+    path (`WordTokenizer.tokenize`) must match token for token."""
+    if lowercase:
+        text = text.lower()
+    text = _prepare(text)
+    return _scan(text, len(text))
+
+
+def _needs_next(chunk: str) -> bool:
+    """True if the chunk may end with the word "no.", whose period depends on the next chunk."""
+    return chunk[-3:].lower() == "no."
+
+
+class _ChunkCache(dict):
+    """chunk -> tuple of its tokens (as if nothing followed it), filled on lookup. Bounded:
+    chunks of at most `max_chunk` characters, at most `size` of them and `max_chars`
+    characters in all, else emptied. `identity` holds the cached chunks that are their own
+    single token, need not see the next chunk and are not alphanumeric (str.isalnum, cheaper
+    than a set lookup, tells those)."""
+
+    def __init__(self, size: int = 1 << 16, max_chars: int = 1 << 20, max_chunk: int = 256):
+        super().__init__()
+        self.size, self.max_chars, self.max_chunk = size, max_chars, max_chunk
+        self.chars = 0
+        self.identity: set[str] = set()
+
+    def __missing__(self, chunk: str) -> tuple[str, ...]:
+        toks = (chunk,) if chunk.isalnum() else tuple(_scan(chunk, len(chunk)))
+        if len(chunk) <= self.max_chunk:
+            if len(self) >= self.size or self.chars + len(chunk) > self.max_chars:
+                self.clear()
+            self[chunk] = toks
+            self.chars += len(chunk)
+            if toks == (chunk,) and not chunk.isalnum() and not _needs_next(chunk):
+                self.identity.add(chunk)
+        return toks
+
+    def clear(self) -> None:
+        super().clear()
+        self.identity.clear()
+        self.chars = 0
+
+
+_CHUNKS = _ChunkCache()
+_IDENTITY = _CHUNKS.identity  # the same set, emptied in place with the cache
+_isalnum = str.isalnum
+
+
+def _chunk_tokens(chunks: list[str]) -> list[str]:
+    """The whitespace chunks of a prepared text, each replaced in place by its tokens (the same
+    tokens as one scan of the text). Only chunks not known to be their own token are looked at;
+    one that may end with the word "no." is scanned with the next chunk ("No. 5")."""
+    odd = list(filterfalse(_IDENTITY.__contains__, filterfalse(_isalnum, chunks)))
+    start = 0
+    for chunk in odd:  # listed before chunks changes
+        i = chunks.index(chunk, start)  # in order: the chunks in between are their own token
+        toks = _CHUNKS[chunk]
+        if toks[-1] == "." and i + 1 < len(chunks) and _needs_next(chunk):
+            toks = _scan(chunk + " " + chunks[i + 1], len(chunk))
+        chunks[i : i + 1] = toks
+        start = i + len(toks)
+    return chunks
+
+
 class WordTokenizer:
     """Word tokenizer: split="regex" (ours, see module docstring) or "whitespace" (str.split)."""
 
@@ -91,29 +192,19 @@ class WordTokenizer:
         return f"WordTokenizer(lowercase={self.lowercase}, split={self.split!r})"
 
     def tokenize(self, text: str) -> list[str]:
+        """The tokens of `text` (docs/format.md, "Tokenizers")."""
         if self.lowercase:
             text = text.lower()
         if self.split == "whitespace":
             return text.split()
-        if "&" in text:
+        if "&" in text:  # _prepare, inline: this is the hot path
             text = html.unescape(text)
-        text = text.replace("\u2019", "'")  # curly apostrophe: don’t -> don't
-        out: list[str] = []
-        for m in _TOKEN_RE.finditer(text):
-            tok = m.group()
-            if m.lastgroup != "word":
-                out.append(tok)
-                continue
-            dot = tok.endswith(".") and len(tok) > 1
-            if dot:
-                tok = tok[:-1]
-                if is_abbreviation(tok) or (tok.lower() == "no" and _NUMBER_NEXT_RE.match(text, m.end())):
-                    out.append(tok + ".")
-                    continue
-            out.extend(_split_clitics(tok) if "'" in tok else (tok,))
-            if dot:
-                out.append(".")
-        return out
+        if "\u2019" in text:
+            text = text.replace("\u2019", "'")
+        chunks = text.split()
+        if _IDENTITY.issuperset(filterfalse(_isalnum, chunks)):  # all their own token: most of PTB
+            return chunks
+        return _chunk_tokens(chunks)
 
     def detokenize(self, tokens: list[str]) -> str:
         if self.split == "whitespace":
