@@ -6,7 +6,8 @@ is BOS, so the two ranks see different token counts: the Trainer must all-reduce
 and scale the loss by world_size / global_tokens for the result to equal the single-process
 mean. The model is float64 and the tolerance 1e-10 relative: the two runs add the same
 terms in a different order (DDP sums per-rank gradients; one process sums over all columns
-at once), which changes rounding near 1e-16 per operation and nothing else.
+at once), which changes rounding near 1e-16 per operation and nothing else. Beside it,
+`distributed.main_first`: rank 0 prepares (the id cache) before the other ranks read.
 """
 
 from __future__ import annotations
@@ -79,14 +80,26 @@ def _worker(rank: int, port: int, out: str) -> None:
     r, ws, local = distributed.init_distributed("cpu")
     assert (r, ws, local) == (rank, WORLD, rank)
     try:
+        after_rank0 = _main_first(r, out)
         weights, raised = train(B, r, ws, nonfinite_check=True)
         total = distributed.all_reduce_sum(float(r + 1))
-        np.savez(os.path.join(out, f"rank{r}.npz"), total=total, raised=raised, **weights)
+        np.savez(os.path.join(out, f"rank{r}.npz"), total=total, raised=raised, after_rank0=after_rank0, **weights)
         if distributed.is_main():  # only rank 0 writes checkpoints
             open(os.path.join(out, "checkpoint-written-by-rank0"), "w").close()
         distributed.barrier()
     finally:
         distributed.cleanup()
+
+
+def _main_first(rank: int, out: str) -> bool:
+    """Inside main_first rank 0 takes its time to write a file (as it fills the id cache); the
+    other rank must find it there when its turn comes."""
+    marker = os.path.join(out, "written-first-by-rank0")
+    with distributed.main_first():
+        if rank == 0:
+            time.sleep(0.5)
+            open(marker, "w").close()
+        return os.path.exists(marker)
 
 
 def _free_port() -> int:
@@ -102,6 +115,8 @@ def test_init_distributed_without_torchrun(monkeypatch):
     assert not dist.is_initialized()
     assert distributed.is_main() and distributed.all_reduce_sum(2.5) == 2.5
     distributed.barrier()
+    with distributed.main_first():  # a no-op in one process
+        pass
     distributed.cleanup()
 
 
@@ -138,6 +153,7 @@ def test_two_ranks_equal_one_rank_with_double_batch(tmp_path):
     for r in ranks:
         assert float(r.pop("total")) == 3.0  # all_reduce_sum(1) + all_reduce_sum(2)
         assert bool(r.pop("raised"))  # NonFiniteError on both ranks
+        assert bool(r.pop("after_rank0"))  # main_first: rank 1 ran its part after rank 0's
         for k in ref:
             np.testing.assert_allclose(r[k], ref[k], rtol=1e-10, atol=1e-13, err_msg=k)
     start = RNNLM(MODEL, dtype=np.float64, seed=0).state_dict()

@@ -2,7 +2,7 @@
 
 The reference never calls rnnkit.inference.evaluate or rnnkit.data: it builds the stream
 `<s> w.. </s> <s> ...` itself, cuts the N - 1 targets into B consecutive columns of
-L = ceil((N - 1) / B) targets (the documented layout of evaluate.stream_columns: column b holds
+L = ceil((N - 1) / B) targets (the documented layout of evaluate.stream_windows: column b holds
 targets [b*L, (b+1)*L), the last one(s) short), and steps each column from a zero state with
 `model.step_logprobs`, carrying the state through the WHOLE column and summing -ln p over the
 targets that are not `<s>`. Columns are much longer than seq_len, so an implementation that

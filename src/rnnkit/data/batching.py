@@ -43,7 +43,11 @@ def stream_ids(encoded: Sequence[np.ndarray], vocab: Vocab) -> np.ndarray:
 class StreamBatcher:
     """Stream batches: the ids cut into world_size * batch_size equal columns (the remainder is
     dropped); rank r reads columns [r*B, (r+1)*B). Windows are T steps long except perhaps the
-    last; every rank has the same number of windows."""
+    last; every rank has the same number of windows.
+
+    `ids` may be any integer array, a memory map of an id file too: each window is gathered
+    from this rank's columns and cast to int64 on its own, so no transposed or int64 copy of
+    the stream is ever made."""
 
     def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int, rank: int = 0,
                  world_size: int = 1, bos_id: int = BOS_ID) -> None:
@@ -52,33 +56,38 @@ class StreamBatcher:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
         if not 0 <= rank < world_size:
             raise ConfigError(f"rank must be in 0..{world_size - 1}, got {rank!r}")
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        ids = ids.reshape(-1) if isinstance(ids, np.ndarray) else np.asarray(ids, dtype=np.int64).reshape(-1)
         ncols = batch_size * world_size
         col_len = len(ids) // ncols
         if col_len < 2:
             raise ConfigError(f"batch_size: a stream of {len(ids)} tokens is too short for "
                               f"{ncols} columns (batch_size {batch_size} x world_size {world_size})")
-        cols = ids[: ncols * col_len].reshape(ncols, col_len)[rank * batch_size:(rank + 1) * batch_size]
-        self.data = np.ascontiguousarray(cols.T)  # (col_len, B), time-major
+        self.ids, self.col_len = ids, col_len
+        self.starts = (rank * batch_size + np.arange(batch_size, dtype=np.int64)) * col_len  # this rank's columns
         self.batch_size, self.seq_len, self.rank, self.world_size = batch_size, seq_len, rank, world_size
         self.bos_id = bos_id
 
     def __len__(self) -> int:
-        return max(0, (len(self.data) - 2) // self.seq_len + 1)
+        return max(0, (self.col_len - 2) // self.seq_len + 1)
 
     @property
     def num_targets(self) -> int:
         """Unmasked targets over one pass (this rank)."""
-        return int(np.count_nonzero(self.data[1:] != self.bos_id))
+        return sum(int(np.count_nonzero(self.ids[s + 1:s + self.col_len] != self.bos_id)) for s in self.starts)
+
+    def window(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x, y, mask) of window i: int64 (T, B) and float32 (T, B)."""
+        t0 = i * self.seq_len
+        t = min(self.seq_len, self.col_len - 1 - t0)
+        rows = np.arange(t0, t0 + t + 1, dtype=np.int64)
+        w = self.ids[rows[:, None] + self.starts[None, :]].astype(np.int64)  # (t + 1, B)
+        x, y = w[:-1], w[1:]
+        return x, y, (y != self.bos_id).astype(np.float32)
 
     def windows(self, start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(x, y, mask) for windows start, start+1, ..., len(self)-1."""
-        n = len(self.data) - 1
-        for i in range(start * self.seq_len, n, self.seq_len):
-            t = min(self.seq_len, n - i)
-            x = self.data[i:i + t]
-            y = self.data[i + 1:i + 1 + t]
-            yield x, y, (y != self.bos_id).astype(np.float32)
+        for i in range(start, len(self)):
+            yield self.window(i)
 
 
 def _pad_batch(batch: Sequence[np.ndarray], vocab: Vocab) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -114,13 +123,26 @@ def sentence_order(lengths: Sequence[int], batch_size: int, rng: np.random.Gener
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def sentence_lengths(encoded: Sequence[np.ndarray]) -> np.ndarray | list[int]:
+    """Words per sentence: from the offsets of EncodedIds, else len() of each array."""
+    lengths = getattr(encoded, "lengths", None)
+    return lengths if lengths is not None else [len(e) for e in encoded]
+
+
+def padded_batches(encoded: Sequence[np.ndarray], vocab: Vocab,
+                   order: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One padded (x, y, mask) batch per index array of `order`."""
+    for idx in order:
+        yield _pad_batch([encoded[int(i)] for i in idx], vocab)
+
+
 def sentence_batches(encoded: Sequence[np.ndarray], vocab: Vocab, batch_size: int,
                      rng: np.random.Generator | int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Padded sentence batches (x, y, mask), time-major (T, B); every sentence exactly once.
-    `rng` (a numpy Generator, or an int seed) shuffles deterministically; None keeps corpus order."""
+    `encoded`: arrays of word ids, or EncodedIds. `rng` (a numpy Generator, or an int seed)
+    shuffles deterministically; None keeps corpus order."""
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(rng, (int, np.integer)):
         rng = np.random.default_rng(int(rng))
-    for idx in sentence_order([len(e) for e in encoded], batch_size, rng):
-        yield _pad_batch([encoded[i] for i in idx], vocab)
+    return padded_batches(encoded, vocab, sentence_order(sentence_lengths(encoded), batch_size, rng))

@@ -1,14 +1,16 @@
 """Vocab: the fixed map between tokens and integer ids (ids 0, 1, 2 = <unk>, <s>, </s>).
 
-Built deterministically from token lists (count descending, then token ascending), capped by
-size (specials included) and by minimum count; saved as vocab.json, the token list in id
-order. `from_list` refuses malformed lists with a one-line CheckpointError.
+Built deterministically from token lists or from token counts (count descending, then token
+ascending), capped by size (specials included) and by minimum count; saved as vocab.json, the
+token list in id order; `digest()` names it in cache keys. `from_list` refuses malformed lists with a one-line CheckpointError.
 """
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from ..errors import CheckpointError, ConfigError, RnnkitError
 from .tokenize import BOS, EOS, SPECIALS, UNK
@@ -29,21 +31,24 @@ class Vocab:
     def build(cls, token_lists: Iterable[Iterable[str]], max_size: int = 0, min_count: int = 1) -> Vocab:
         """Count tokens; keep those seen at least `min_count` times, most frequent first (ties
         by token), at most `max_size` entries in all (specials included; 0 = no cap)."""
-        if not isinstance(max_size, int) or (max_size != 0 and max_size < len(SPECIALS)):
-            raise ConfigError(f"max_vocab must be 0 (no cap) or >= {len(SPECIALS)}, got {max_size!r}")
-        if not isinstance(min_count, int) or min_count < 1:
-            raise ConfigError(f"min_count must be an integer >= 1, got {min_count!r}")
+        _check_limits(max_size, min_count)
         counts: Counter[str] = Counter()
         for toks in token_lists:
             counts.update(toks)
-        for s in SPECIALS:
-            counts.pop(s, None)
-        ranked = sorted((c, t) for t, c in counts.items() if c >= min_count)
-        ranked.sort(key=lambda ct: -ct[0])  # stable: count desc, token asc within a count
-        words = [t for _, t in ranked]
-        if max_size:
-            words = words[: max_size - len(SPECIALS)]
-        return cls([*SPECIALS, *words])
+        return cls.from_counts(counts, max_size, min_count)
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, int], max_size: int = 0, min_count: int = 1) -> Vocab:
+        """The vocabulary `build` makes from token lists with these counts (the specials among
+        them are not counted as words)."""
+        _check_limits(max_size, min_count)
+        items = [(t, c) for t, c in counts.items() if c >= min_count and t not in SPECIALS]
+        keep = max_size - len(SPECIALS) if max_size else len(items)
+        if keep < len(items):  # only the tokens counted at least as often as the keep-th can make it
+            floor = heapq.nlargest(keep, (c for _, c in items))[-1]
+            items = [tc for tc in items if tc[1] >= floor]
+        items.sort(key=_rank)  # count desc, then token asc
+        return cls([*SPECIALS, *(t for t, _ in items[:keep])])
 
     def __len__(self) -> int:
         return len(self._tokens)
@@ -84,6 +89,10 @@ class Vocab:
             out.append(toks[j])
         return out
 
+    def digest(self) -> str:
+        """sha256 of the token list: names this vocabulary in cache keys."""
+        return hashlib.sha256("\n".join(self._tokens).encode("utf-8")).hexdigest()
+
     def to_list(self) -> list[str]:
         """The tokens in id order (vocab.json is this list as a JSON array)."""
         return list(self._tokens)
@@ -94,6 +103,17 @@ class Vocab:
         if not isinstance(tokens, list):
             raise CheckpointError(f"vocab: expected a JSON array of strings, got {type(tokens).__name__}")
         return cls(tokens)
+
+
+def _rank(token_count: tuple[str, int]) -> tuple[int, str]:
+    return -token_count[1], token_count[0]
+
+
+def _check_limits(max_size: object, min_count: object) -> None:
+    if not isinstance(max_size, int) or (max_size != 0 and max_size < len(SPECIALS)):
+        raise ConfigError(f"max_vocab must be 0 (no cap) or >= {len(SPECIALS)}, got {max_size!r}")
+    if not isinstance(min_count, int) or min_count < 1:
+        raise ConfigError(f"min_count must be an integer >= 1, got {min_count!r}")
 
 
 def _validate(tokens: list) -> None:

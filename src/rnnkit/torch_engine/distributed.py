@@ -5,12 +5,15 @@ process's device. `init_distributed(device)` reads torchrun's environment (RANK,
 LOCAL_RANK, MASTER_ADDR, MASTER_PORT) and joins the process group: nccl on CUDA, gloo on CPU. With
 nothing set (a plain `python` run) it returns (0, 1, 0) and initialises nothing, so every
 helper here is a cheap no-op in a single process. The Trainer wraps the module in
-DistributedDataParallel when the group has more than one process.
+DistributedDataParallel when the group has more than one process. `main_first()` lets rank 0
+prepare the data (the id cache) before the other ranks map the same files.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
@@ -94,6 +97,20 @@ def is_main() -> bool:
 def barrier() -> None:
     if is_initialized():
         dist.barrier()
+
+
+@contextmanager
+def main_first() -> Iterator[None]:
+    """Rank 0 runs the body first and the others after it (all of them wait at a barrier): rank 0
+    fills a cache (the corpus's id files) that the others then only read."""
+    first = rank() == 0
+    if not first:
+        barrier()
+    try:
+        yield
+    finally:
+        if first:
+            barrier()
 
 
 def all_reduce_sum(value: float, device: str | torch.device | None = None) -> float:

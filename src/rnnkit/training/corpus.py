@@ -1,8 +1,10 @@
-"""Corpus preparation for training: a corpus name or file in, encoded training and validation data out.
+"""Corpus preparation for training: a corpus name, file, directory or glob in, memory-mapped ids of
+training and validation data out.
 
-corpus -> sentences -> tokens -> vocabulary (from the training sentences only) -> ids, with the
-validation data from a --valid file, the dataset's own validation split, or the last
-`valid_fraction` of the sentences.
+corpus -> vocabulary (from the training sentences only) -> id files (`rnnkit.data.encode`: one
+pass over the text, kept in the id cache so that the next run reads them back), with the
+validation data from a --valid source, the dataset's own validation split, or the last
+`valid_fraction` of the sentences (a view of the same id file).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..config import TokenizerConfig, TrainConfig
-from ..data import KNOWN_DATASETS, read_sentences, stream_ids
+from ..data import KNOWN_DATASETS, EncodedIds, encode_corpus, encode_source, holdout_count
 from ..data.datasets import parse_source
 from ..errors import InputError
 from ..text import Vocab, make_tokenizer
@@ -21,15 +23,22 @@ from ..text import Vocab, make_tokenizer
 
 @dataclass
 class Corpus:
-    """A training corpus made ready: tokenizer, vocabulary, id arrays for train and validation."""
+    """A training corpus made ready: tokenizer, vocabulary, encoded training and validation data."""
 
     tokenizer: Any
     vocab: Vocab
-    train: list[np.ndarray]  # ids per sentence, no specials
-    valid: list[np.ndarray]
-    train_ids: np.ndarray  # stream form: <s> ids </s> ...
-    valid_ids: np.ndarray
+    train: EncodedIds  # sentences of ids (reads like a list of int64 arrays), over a memory map
+    valid: EncodedIds
     valid_source: str  # where the validation data came from, for messages
+
+    @property
+    def train_ids(self) -> np.ndarray:
+        """The training stream `<s> ids </s> <s> ...` (a memory map: not a copy)."""
+        return self.train.ids
+
+    @property
+    def valid_ids(self) -> np.ndarray:
+        return self.valid.ids
 
 
 def valid_split_of(corpus: str) -> str | None:
@@ -42,35 +51,29 @@ def valid_split_of(corpus: str) -> str | None:
 
 def prepare_corpus(corpus: str, valid: str | None, tok_cfg: TokenizerConfig, cfg: TrainConfig,
                    vocab: Vocab | None = None) -> Corpus:
-    """Read, split off validation, tokenize, and build the vocabulary from training data only
-    (or use `vocab`, the resumed run's)."""
-    train_sents, valid_sents, valid_source = _read_split(corpus, valid, tok_cfg, cfg)
-    tokenizer = make_tokenizer(tok_cfg)
-    train_enc, vocab = _encode(train_sents, tokenizer, vocab, tok_cfg)
-    valid_enc, _ = _encode(valid_sents, tokenizer, vocab, tok_cfg)
-    if sum(len(s) + 1 for s in train_enc) < 2:
-        raise InputError(f"{corpus}: no tokens to train on")
-    return Corpus(tokenizer, vocab, train_enc, valid_enc, stream_ids(train_enc, vocab),
-                  stream_ids(valid_enc, vocab), valid_source)
-
-
-def _read_split(corpus: str, valid: str | None, tok_cfg: TokenizerConfig, cfg: TrainConfig):
-    """(training sentences, validation sentences, where the validation sentences came from)."""
-    read = {"format": cfg.corpus_format, "csv_column": cfg.csv_column, "level": tok_cfg.level}
-    train_sents = read_sentences(corpus, **read)
-    if valid is not None:
-        return train_sents, read_sentences(valid, **read), str(valid)
-    if (split := valid_split_of(corpus)) is not None:
-        return train_sents, read_sentences(split, **read), split
-    n_valid = max(1, round(len(train_sents) * cfg.valid_fraction))
-    if len(train_sents) - n_valid < 1:
-        raise InputError(f"{corpus}: only {len(train_sents)} sentence(s); too few to hold out "
-                         "validation data (give --valid FILE)")
-    return train_sents[:-n_valid], train_sents[-n_valid:], f"last {cfg.valid_fraction:.0%} of {corpus}"
-
-
-def _encode(sentences: list[str], tokenizer, vocab: Vocab | None, tok_cfg: TokenizerConfig):
-    toks = [tokenizer.tokenize(s) for s in sentences]
+    """Encode the training and validation data, with the vocabulary built from the training
+    sentences only (or `vocab`, the resumed run's)."""
+    read = {"format": cfg.corpus_format, "csv_column": cfg.csv_column}
+    valid_source = valid if valid is not None else valid_split_of(corpus)
+    holdout = cfg.valid_fraction if valid_source is None else None
     if vocab is None:
-        vocab = Vocab.build(toks, max_size=tok_cfg.max_vocab, min_count=tok_cfg.min_count)
-    return [np.asarray(vocab.encode(t), dtype=np.int64) for t in toks], vocab
+        whole, vocab = encode_corpus(corpus, tok_cfg, holdout=holdout, **read)
+    else:
+        whole = encode_source(corpus, tok_cfg, vocab, **read)
+    if valid_source is None:
+        train, held_out = _hold_out(corpus, whole, cfg.valid_fraction)
+        valid_source = f"last {cfg.valid_fraction:.0%} of {corpus}"
+    else:
+        train, held_out = whole, encode_source(valid_source, tok_cfg, vocab, **read)
+    if train.num_targets < 2:
+        raise InputError(f"{corpus}: no tokens to train on")
+    return Corpus(make_tokenizer(tok_cfg), vocab, train, held_out, str(valid_source))
+
+
+def _hold_out(corpus: str, whole: EncodedIds, fraction: float) -> tuple[EncodedIds, EncodedIds]:
+    """(all sentences but the last `fraction`, those)."""
+    n = len(whole)
+    n_valid = holdout_count(n, fraction)
+    if n - n_valid < 1:
+        raise InputError(f"{corpus}: only {n} sentence(s); too few to hold out validation data (give --valid FILE)")
+    return whole.split(n - n_valid)

@@ -2,9 +2,10 @@
 
 - stream: the corpus as one long sequence cut into B columns, read in windows of seq_len; the
   hidden state is carried from window to window and reset at the start of each epoch (PTB /
-  char-rnn style);
-- sentences: padded batches of whole sentences, shuffled per epoch from the seed and cut into
-  windows of seq_len; the hidden state starts at zero for every batch (the tutorial's style).
+  char-rnn style). Each window is gathered from the memory-mapped id file on its own;
+- sentences: padded batches of whole sentences, shuffled per epoch from the seed (by the
+  lengths the offsets give) and cut into windows of seq_len; the hidden state starts at zero
+  for every batch (the tutorial's style).
 
 A feed yields the run's batches from where it stands (`batches(epoch, batch)`) and makes one
 update from each (`step`). Under torchrun every process reads its own part of each batch.

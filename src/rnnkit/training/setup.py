@@ -16,6 +16,7 @@ from typing import Any
 from ..config import ModelConfig, TokenizerConfig, TrainConfig
 from ..engines import build_model, get_engine
 from ..inference.evaluate import EvalResult
+from ..text import Vocab
 from .corpus import Corpus, prepare_corpus
 from .feed import Feed, make_feed
 from .metrics import Metrics
@@ -64,7 +65,7 @@ def build_run(corpus: str, out: Path, valid: str | None, model_options: dict, to
     point = load_resume_point(out, cfg) if resume else None
     if resume and point is None:
         say(f"nothing to resume in {out} (no trainer_state/ yet): starting a new run")
-    data = prepare_corpus(corpus, valid, tok_cfg, cfg, vocab=point.vocab if point else None)
+    data = _prepare(corpus, valid, tok_cfg, cfg, point.vocab if point else None, world)
     model_cfg = point.model_cfg if point else ModelConfig(vocab_size=len(data.vocab), **model_options)
     model_cfg.validate("model options")
     model = build_model(cfg.engine, model_cfg, point.params if point else None, seed=cfg.seed, device=device)
@@ -79,6 +80,18 @@ def build_run(corpus: str, out: Path, valid: str | None, model_options: dict, to
               metrics, saved=_saved_result(out) if point else None, say=say, clock=clock, main=rank == 0)
     run.started = clock() - progress.seconds
     return run
+
+
+def _prepare(corpus: str, valid: str | None, tok_cfg: TokenizerConfig, cfg: TrainConfig, vocab: Vocab | None,
+             world: int) -> Corpus:
+    """prepare_corpus; under torchrun rank 0 first (it writes the id files into the cache), then
+    the other ranks (they map the same files)."""
+    if world == 1:
+        return prepare_corpus(corpus, valid, tok_cfg, cfg, vocab=vocab)
+    from ..torch_engine.distributed import main_first
+
+    with main_first():
+        return prepare_corpus(corpus, valid, tok_cfg, cfg, vocab=vocab)
 
 
 def _schedule(cfg: TrainConfig, feed: Feed, world: int, point: ResumePoint | None) -> Schedule:

@@ -1,0 +1,125 @@
+"""The id cache: encoded corpora (and the vocabularies counted from them) kept on disk, found again
+by what they were made from.
+
+The cache lives in $RNNKIT_CACHE, else ~/.cache/rnnkit/ids/ (a temporary directory, removed at
+exit, when neither can be written). An entry is a directory KIND-HASH/ whose meta.json holds
+its key: a JSON object naming everything the entry was made from (the corpus files with their
+size and modification time, the reading options, the tokenizer settings, the vocabulary's
+digest, the cache format and rnnkit's version); HASH is its sha256. An entry is used only when
+its key is the one asked for and its files are complete. It is built in a temporary directory
+beside it and renamed into place: two processes building the same entry at once both finish,
+one rename wins and the other process uses the winner's files. Entries made from files that
+have since changed or gone are removed when the next entry is built, and so are temporary
+directories that killed processes left, after a day.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ENV = "RNNKIT_CACHE"
+FORMAT = 1  # the layout of the entries; a new one makes old entries unused
+STALE_SECONDS = 24 * 3600
+_fallback: list[Path] = []  # the per-process directory used when the cache cannot be written
+
+
+def cache_root() -> Path:
+    """The cache directory, created if needed ($RNNKIT_CACHE, else ~/.cache/rnnkit/ids)."""
+    env = os.environ.get(ENV)
+    root = Path(env).expanduser() if env else Path.home() / ".cache" / "rnnkit" / "ids"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if os.access(root, os.W_OK | os.X_OK):
+            return root
+    except OSError:
+        pass
+    if not _fallback:
+        _fallback.append(Path(tempfile.mkdtemp(prefix="rnnkit-ids-")))
+        atexit.register(shutil.rmtree, _fallback[0], True)
+    return _fallback[0]
+
+
+def normal_key(key: dict) -> dict:
+    """The key as it reads back from meta.json (tuples become lists)."""
+    return json.loads(json.dumps(key, sort_keys=True))
+
+
+def entry_path(kind: str, key: dict) -> Path:
+    digest = hashlib.sha256(json.dumps(normal_key(key), sort_keys=True).encode("utf-8")).hexdigest()
+    return cache_root() / f"{kind}-{digest[:32]}"
+
+
+def find(kind: str, key: dict, complete: Callable[[Path, dict], bool]) -> tuple[Path, dict] | None:
+    """(directory, meta) of the entry made for `key`, when it is there and `complete`."""
+    path = entry_path(kind, key)
+    meta = read_meta(path)
+    if meta is None or meta.get("key") != normal_key(key) or not complete(path, meta):
+        return None
+    return path, meta
+
+
+def read_meta(directory: Path) -> dict | None:
+    """meta.json of an entry, or None when it is missing or unreadable."""
+    try:
+        return json.loads((Path(directory) / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def new_dir(kind: str, stale: Callable[[dict], bool] | None = None) -> Path:
+    """A fresh temporary directory in the cache to build an entry in (publish it when done).
+    First the cache is swept: entries whose key `stale` says can never be asked for again
+    (their corpus files changed or gone), and temporary directories older than a day."""
+    root = cache_root()
+    _sweep(root, stale)
+    return Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{kind}-"))
+
+
+def write_meta(directory: Path, key: dict, **fields) -> None:
+    """meta.json of an entry being built: its key and `fields`."""
+    text = json.dumps({**fields, "key": normal_key(key)})
+    (Path(directory) / "meta.json").write_text(text, encoding="utf-8")
+
+
+def publish(tmp: Path, kind: str, key: dict, complete: Callable[[Path, dict], bool]) -> Path:
+    """Rename a built entry into place; when another process was first, keep its entry and drop
+    this one (an incomplete or foreign entry in the way is replaced)."""
+    final = entry_path(kind, key)
+    for _ in range(3):
+        try:
+            os.rename(tmp, final)
+            return final
+        except OSError:
+            if find(kind, key, complete) is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+                return final
+            shutil.rmtree(final, ignore_errors=True)
+    raise OSError(f"{final}: cannot put the cache entry in place")
+
+
+def discard(tmp: Path) -> None:
+    """Remove a temporary directory of a build that failed."""
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _sweep(root: Path, stale: Callable[[dict], bool] | None) -> None:
+    limit = time.time() - STALE_SECONDS
+    for p in root.iterdir():
+        try:
+            if p.name.startswith(".tmp-"):
+                gone = p.stat().st_mtime < limit
+            else:
+                meta = read_meta(p)
+                gone = stale is not None and meta is not None and stale(meta.get("key", {}))
+        except OSError:
+            continue
+        if gone:
+            shutil.rmtree(p, ignore_errors=True)
