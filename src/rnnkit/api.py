@@ -4,6 +4,8 @@
     >>> lm = rnnkit.load("model/")
     >>> lm.score("the cat sat on the mat .", log_base=10)
     >>> list(lm.full_scores("the cat sat"))      # (logprob, token, is_oov) per token
+    >>> from rnnkit.data.lines import iter_lines
+    >>> for s in lm.score_iter(iter_lines("big.txt")): ...   # streamed, in bounded memory
     >>> lm.perplexity(["first sentence .", "second one ."])
     >>> lm.generate(prompt="the", temperature=0.8, seed=1)
 """
@@ -21,8 +23,15 @@ from .engines import build_model
 from .errors import ConfigError
 from .inference.evaluate import EvalResult, evaluate_encoded
 from .inference.generate import generate as _generate
-from .inference.rescore import Hyp, combine
-from .inference.score import SentenceScore, Summary, log_base_value, score_sentences
+from .inference.rescore import Hyp, combine, rescore_stream
+from .inference.score import (
+    CHUNK_SENTENCES,
+    SentenceScore,
+    Summary,
+    log_base_value,
+    score_sentences,
+    score_stream,
+)
 from .text import EOS, make_tokenizer
 
 
@@ -54,15 +63,29 @@ class LanguageModel:
     # ------------------------------------------------------------ scoring
 
     def score_sentences(self, sentences: Iterable[str], *, bos: bool = True, eos: bool = True, oov: str = "unk",
-                        batch_size: int = 64, progress: Callable[[int], None] | None = None) -> list[SentenceScore]:
-        """Per-token scores (natural log) for each sentence, in input order; `progress(n)` is
-        called as each batch of n sentences is done."""
-        return score_sentences(self.model, self.vocab, self.tokenizer, list(sentences), bos=bos, eos=eos, oov=oov,
-                               batch_size=batch_size, progress=progress)
+                        batch_size: int = 64, per_token: bool = True,
+                        progress: Callable[[int], None] | None = None) -> list[SentenceScore]:
+        """Scores (natural log) for each sentence, in input order, with a TokenScore per token
+        unless `per_token=False`; `progress(n)` is called as n more sentences are done. The
+        whole list is batched at once: for a long input use `score_iter`."""
+        return score_sentences(self.model, self.vocab, self.tokenizer, sentences, bos=bos, eos=eos, oov=oov,
+                               batch_size=batch_size, per_token=per_token, progress=progress)
+
+    def score_iter(self, lines: Iterable[str], *, bos: bool = True, eos: bool = True, oov: str = "unk",
+                   batch_size: int = 64, per_token: bool = False, chunk_sentences: int = CHUNK_SENTENCES,
+                   progress: Callable[[int], None] | None = None) -> Iterator[SentenceScore]:
+        """Score sentences as they come (any iterable: a file's lines, a generator), yielding
+        results in input order a chunk of `chunk_sentences` at a time, in memory that does not
+        grow with the input. Results hold totals only unless `per_token=True`; add them up with
+        `Summary.add`. With the torch engine on CPU, torch runs one thread per batch until the
+        iterator is exhausted or closed."""
+        return score_stream(self.model, self.vocab, self.tokenizer, lines, bos=bos, eos=eos, oov=oov,
+                            batch_size=batch_size, per_token=per_token, chunk_sentences=chunk_sentences,
+                            progress=progress)
 
     def score(self, text: str, bos: bool = True, eos: bool = True, log_base: float | str = math.e) -> float:
         """Total log-probability of one sentence (KenLM's `score`), in the given base."""
-        res = self.score_sentences([text], bos=bos, eos=eos)[0]
+        res = self.score_sentences([text], bos=bos, eos=eos, per_token=False)[0]
         return res.logprob / math.log(log_base_value(log_base))
 
     def full_scores(self, text: str, bos: bool = True, eos: bool = True, log_base: float | str = math.e
@@ -74,22 +97,40 @@ class LanguageModel:
 
     def perplexity(self, sentences: str | Iterable[str], oov: str = "unk") -> float:
         """Corpus perplexity over sentences (a string is one sentence): exp(total nats / predicted tokens),
-        `</s>` included, as SRILM's ppl."""
+        `</s>` included, as SRILM's ppl. Streams: any iterable, in bounded memory."""
         if isinstance(sentences, str):
             sentences = [sentences]
-        return Summary.of(self.score_sentences(sentences, oov=oov)).ppl
+        return Summary.of(self.score_iter(sentences, oov=oov)).ppl
 
     def rescore(self, hypotheses: Iterable, lm_weight: float = 1.0, word_penalty: float = 0.0,
                 log_base: float | str = 10, batch_size: int = 64,
                 progress: Callable[[int], None] | None = None) -> dict[str, list[Hyp]]:
         """Rescore n-best hypotheses: `Hyp` objects or (id, text) / (id, text, ascore) tuples.
         total = ascore + lm_weight * LM log-probability (in log_base) + word_penalty * words.
-        Returns {id: hypotheses best first}."""
-        hyps = [h if isinstance(h, Hyp) else Hyp(str(h[0]), str(h[1]), float(h[2]) if len(h) > 2 else 0.0, i)
-                for i, h in enumerate(hypotheses, 1)]
+        Returns {id: hypotheses best first}, an id's hypotheses gathered wherever they are."""
+        hyps = [_hyp(h, i) for i, h in enumerate(hypotheses, 1)]
         ln_b = math.log(log_base_value(log_base))
-        scores = self.score_sentences([h.text for h in hyps], batch_size=batch_size, progress=progress)
+        scores = self.score_sentences([h.text for h in hyps], batch_size=batch_size, per_token=False,
+                                      progress=progress)
         return combine(hyps, [s.logprob / ln_b for s in scores], lm_weight, word_penalty)
+
+    def rescore_iter(self, hypotheses: Iterable, lm_weight: float = 1.0, word_penalty: float = 0.0,
+                     log_base: float | str = 10, batch_size: int = 64, chunk_sentences: int = CHUNK_SENTENCES,
+                     progress: Callable[[int], None] | None = None, source: str = "<hypotheses>"
+                     ) -> Iterator[tuple[str, list[Hyp]]]:
+        """`rescore` as a stream: (id, hypotheses best first) as each id's group is complete, in
+        memory that does not grow with the input. An id's hypotheses must be consecutive (as
+        n-best files have them); an id that comes back after another is an InputError naming
+        `source` and the hypothesis' line (its number for tuples)."""
+        ln_b = math.log(log_base_value(log_base))
+
+        def lm_logprobs(texts: Iterable[str]) -> Iterator[float]:
+            scores = self.score_iter(texts, batch_size=batch_size, chunk_sentences=chunk_sentences,
+                                     progress=progress)
+            return (s.logprob / ln_b for s in scores)
+
+        hyps = (_hyp(h, i) for i, h in enumerate(hypotheses, 1))
+        return rescore_stream(hyps, lm_logprobs, lm_weight, word_penalty, source)
 
     def evaluate(self, sentences: Iterable[str], mode: str | None = None, batch_size: int = 10) -> EvalResult:
         """Summed nats and predicted-token count over sentences (EvalResult: .loss, .ppl, .bpc).
@@ -136,6 +177,11 @@ class LanguageModel:
             texts = [self.tokenizer.detokenize(self.tokenizer.tokenize(prompt) + self.vocab.decode(o)) if prompt
                      else detok(o) for o in outs]
         return texts[0] if len(texts) == 1 else texts
+
+
+def _hyp(h, i: int) -> Hyp:
+    """A Hyp as given, or one from an (id, text) / (id, text, ascore) tuple, its line `i`."""
+    return h if isinstance(h, Hyp) else Hyp(str(h[0]), str(h[1]), float(h[2]) if len(h) > 2 else 0.0, i)
 
 
 def load(path: str | Path, engine: str = "numpy", device: str = "auto") -> LanguageModel:

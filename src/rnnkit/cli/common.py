@@ -1,14 +1,19 @@
 """Helpers the commands share: number types for argparse, the MODEL_DIR argument, the list of
-known datasets for --help, reading input lines, opening the output, the progress bar."""
+known datasets for --help, reading input lines as a stream, opening the output, the progress
+bar."""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
+
+T = TypeVar("T")
+_NOTHING = object()
 
 
 def number(cast: type, minimum: float | None = None) -> Callable[[str], Any]:
@@ -62,14 +67,23 @@ def datasets_help() -> str:
     return "\n".join(lines)
 
 
-def read_input_lines(path: str) -> list[str]:
-    """Lines of a file or of stdin for '-', with the same checks (rnnkit.data.read_text), split
-    on "\\n" only as the corpus readers do (str.splitlines would also split on form feeds and
-    Unicode line separators, and output lines would drift from input lines)."""
-    from ..data.readers import decode_text, read_text, split_lines
+def input_lines(path: str) -> Iterator[str]:
+    """The lines of a file, or of stdin for '-', read as they are asked for (rnnkit.data.lines:
+    bounded memory, read_text's checks and messages), split on "\\n" only as the corpus readers
+    do (str.splitlines would also split on form feeds and Unicode line separators, and output
+    lines would drift from input lines). The first line is read now: a missing, unreadable or
+    empty input is refused before a model is loaded."""
+    from ..data.lines import iter_lines
 
-    text = decode_text(sys.stdin.buffer.read(), "<stdin>") if path == "-" else read_text(path)
-    return split_lines(text)
+    return started(iter_lines(sys.stdin.buffer if path == "-" else path, input_name(path)))
+
+
+def started(items: Iterable[T]) -> Iterator[T]:
+    """`items` with its first element already taken, so that what fails at the start of a
+    stream (bad input, the first chunk's scoring) fails now, before an output file is opened."""
+    it = iter(items)
+    first = next(it, _NOTHING)
+    return it if first is _NOTHING else itertools.chain([first], it)
 
 
 def input_name(path: str) -> str:
@@ -87,13 +101,15 @@ def open_output(path: str) -> Iterator[TextIO]:
 
 
 @contextmanager
-def progress_bar(total: int, what: str) -> Iterator[Callable[[int], Any]]:
-    """A tqdm bar on stderr while scoring (only for 1000 sentences or more, and only when stderr
-    is a terminal); yields its update function."""
+def progress_bar(total: int | None, what: str) -> Iterator[Callable[[int], Any]]:
+    """A tqdm bar on stderr while scoring, only when stderr is a terminal (and, when the total
+    is known, for 1000 sentences or more; None: streaming, a count without a total); yields
+    its update function."""
     from tqdm import tqdm
 
+    small = total is not None and total < 1000
     bar = tqdm(total=total, desc=what, unit="sent", file=sys.stderr, dynamic_ncols=True, leave=False,
-               disable=None if total >= 1000 else True)
+               disable=True if small else None)
     try:
         yield bar.update
     finally:

@@ -1,22 +1,29 @@
 """`rnnkit rescore`: add the language model's score to each hypothesis of an ASR / MT n-best
-list, rank again, and write the rescored list and the best hypothesis per id."""
+list, rank again, and write the rescored list and the best hypothesis per id. Streams: an id's
+hypotheses are consecutive in every format, so each id is scored, ranked and written as soon
+as its last hypothesis is read and scored; the counts on stderr are running counts."""
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
-from typing import Any
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
 
 from ..inference.rescore import FORMATS as NBEST_FORMATS
-from ..inference.score import LOG_BASES
+from ..inference.score import CHUNK_SENTENCES, LOG_BASES
 from .common import (
     add_batch_size,
     add_model_argument,
     finite_float,
+    input_lines,
     input_name,
     open_output,
     progress_bar,
-    read_input_lines,
+    started,
 )
 from .options import add_engine_options
 
@@ -48,24 +55,52 @@ def add_parser(subparsers: Any) -> None:
     add_engine_options(p)
 
 
+@contextmanager
+def _best_output(args: argparse.Namespace) -> Iterator[TextIO | None]:
+    """Where --best goes: None without it; when it and the rescored list are both stdout, a
+    temporary file copied to stdout at the end (the rescored list first, as one block)."""
+    if not args.best:
+        yield None
+    elif args.best == "-" and args.output == "-":
+        with tempfile.TemporaryFile("w+", encoding="utf-8") as tmp:
+            yield tmp
+            tmp.seek(0)
+            shutil.copyfileobj(tmp, sys.stdout)
+    else:
+        with open_output(args.best) as f:
+            yield f
+
+
+def _write(groups: Iterable[tuple[str, list[Any]]], out: TextIO, best: TextIO | None, fmt: str) -> tuple[int, int, int]:
+    """Each id's rescored lines (and best line) as the id is done, flushed; returns the counts
+    of hypotheses, ids, and ids whose best is not their first hypothesis."""
+    from ..inference.rescore import best_line, rescored_lines
+
+    hyps = ids = changed = 0
+    for uid, group in groups:
+        out.write("".join(line + "\n" for line in rescored_lines(uid, group)))
+        out.flush()
+        if best is not None:
+            best.write(best_line(uid, group, fmt) + "\n")
+            best.flush()
+        hyps, ids = hyps + len(group), ids + 1
+        changed += group[0].line != min(h.line for h in group)
+    return hyps, ids, changed
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import api
-    from ..inference.rescore import format_best, format_rescored, parse_nbest
+    from ..inference.rescore import iter_nbest
 
-    hyps = parse_nbest(read_input_lines(args.nbest), args.nbest_format, input_name(args.nbest))
-    first = {}
-    for h in hyps:
-        first.setdefault(h.id, h.line)
+    source = input_name(args.nbest)
+    hyps = started(iter_nbest(input_lines(args.nbest), args.nbest_format, source))
     lm = api.load(args.model, engine=args.engine, device=args.device)
-    with progress_bar(len(hyps), "rescoring") as update:
-        groups = lm.rescore(hyps, lm_weight=args.lm_weight, word_penalty=args.word_penalty, log_base=args.log_base,
-                            batch_size=args.batch_size, progress=update)
-    with open_output(args.output) as out:
-        out.write("\n".join(format_rescored(groups)) + "\n")
-    if args.best:
-        with open_output(args.best) as out:
-            out.write("\n".join(format_best(groups, args.nbest_format)) + "\n")
-    changed = sum(g[0].line != first[uid] for uid, g in groups.items())
-    print(f"rescored {len(hyps)} hypotheses for {len(groups)} id(s); the best changed for {changed} of them",
-          file=sys.stderr)
+    with progress_bar(None, "rescoring") as update:
+        groups = lm.rescore_iter(hyps, lm_weight=args.lm_weight, word_penalty=args.word_penalty,
+                                 log_base=args.log_base, batch_size=args.batch_size, chunk_sentences=CHUNK_SENTENCES,
+                                 progress=update, source=source)
+        groups = started(groups)  # the first id done before the outputs are opened
+        with open_output(args.output) as out, _best_output(args) as best:
+            hyps_n, ids, changed = _write(groups, out, best, args.nbest_format)
+    print(f"rescored {hyps_n} hypotheses for {ids} id(s); the best changed for {changed} of them", file=sys.stderr)
     return 0

@@ -1,5 +1,7 @@
 """`rnnkit score`: log-probability, token count and perplexity of each input line, KenLM / SRILM
-style, as text, JSON lines or SRILM's `ngram -ppl` summary."""
+style, as text, JSON lines or SRILM's `ngram -ppl` summary. Streams: the input is read and
+scored a chunk of sentences at a time and each chunk's lines are written (and flushed) as soon
+as they are computed; the totals are running sums, printed at the end."""
 
 from __future__ import annotations
 
@@ -7,18 +9,19 @@ import argparse
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from ..errors import ConfigError
-from ..inference.score import LOG_BASES
+from ..inference.score import CHUNK_SENTENCES, LOG_BASES
 from .common import (
     add_batch_size,
     add_model_argument,
+    input_lines,
     input_name,
     open_output,
     progress_bar,
-    read_input_lines,
+    started,
 )
 from .options import add_engine_options
 
@@ -81,18 +84,26 @@ def _write_text(out: TextIO, s: Any, per_token: bool, lb: Callable[[float], floa
     out.write(f"{lb(s.logprob):.6f}\t{s.num_scored}\t{s.ppl:.4f}\t{s.text}\n")
 
 
-def _write(out: TextIO, args: argparse.Namespace, scores: list, summ: Any, log_base: str) -> None:
+def _write(out: TextIO, args: argparse.Namespace, scores: Iterator[Any], summ: Any, log_base: str) -> None:
+    """Each sentence's line(s) as its chunk comes (flushed after each chunk), then the totals
+    (`summ`, filled as `scores` goes by): SRILM's summary on `out`, or a line on stderr."""
     from ..inference.score import log_base_value, to_base
 
     lb = functools.partial(to_base, base=log_base_value(log_base))
     if args.output_format == "srilm":
+        for _ in scores:
+            pass
         _write_srilm(out, summ, input_name(args.file), lb)
-    elif args.output_format == "jsonl":
-        for s in scores:
+        return
+    for n, s in enumerate(scores, 1):
+        if args.output_format == "jsonl":
             _write_jsonl(out, s, args.per_token, log_base, lb)
-    else:
-        for s in scores:
+        else:
             _write_text(out, s, args.per_token, lb)
+        if n % CHUNK_SENTENCES == 0:  # the chunk is done: the next line needs the next chunk scored
+            out.flush()
+    out.flush()
+    if args.output_format == "text":
         print(f"{summ.sentences} sentences, {summ.words} words, {summ.oovs} OOVs; logprob (base {log_base}) "
               f"{lb(summ.logprob):.4f}, ppl {summ.ppl:.4f}, ppl1 {summ.ppl1:.4f}", file=sys.stderr)
 
@@ -102,11 +113,13 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.score import Summary
 
     log_base = _log_base(args)
-    lines = read_input_lines(args.file)
+    lines = input_lines(args.file)
     lm = api.load(args.model, engine=args.engine, device=args.device)
-    with progress_bar(len(lines), "scoring") as update:
-        scores = lm.score_sentences(lines, bos=args.bos, eos=args.eos, oov=args.oov, batch_size=args.batch_size,
-                                    progress=update)
-    with open_output(args.output) as out:
-        _write(out, args, scores, Summary.of(scores), log_base)
+    summ = Summary()
+    with progress_bar(None, "scoring") as update:
+        scores = lm.score_iter(lines, bos=args.bos, eos=args.eos, oov=args.oov, batch_size=args.batch_size,
+                               per_token=args.per_token, chunk_sentences=CHUNK_SENTENCES, progress=update)
+        scores = started(map(summ.add, scores))  # the first chunk scored before the output is opened
+        with open_output(args.output) as out:
+            _write(out, args, scores, summ, log_base)
     return 0

@@ -9,10 +9,18 @@ Formats (one hypothesis per line):
 total = ascore + lm_weight * lm_logprob + word_penalty * nwords, with lm_logprob in the chosen
 log base (default 10, as SRILM and Kaldi scores are). Hypotheses keep their input order
 within an id in ties.
+
+Two ways through: `parse_nbest` + `combine` take a whole list (an id's hypotheses gathered
+wherever they are); `iter_nbest` + `rescore_stream` go id group by id group, each written as
+soon as it is complete, in memory bounded by a few chunks of hypotheses and the largest group
+(an id's hypotheses must then be consecutive, as n-best files have them; the ids seen are kept,
+a few dozen bytes each, to refuse one that comes back rather than rank it twice).
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,64 +43,137 @@ class Hyp:
         return len(self.text.split())
 
 
-def parse_nbest(lines: list[str], fmt: str, source: str) -> list[Hyp]:
-    """Parse n-best lines; a line that does not parse is an InputError naming FILE:LINE."""
+def _plain(line: str, n: int, where: str, source: str) -> Hyp:
+    if "\t" not in line:
+        raise InputError(f"{where}: expected 'id<TAB>hypothesis', found no tab: {line[:60]!r}")
+    uid, text = line.split("\t", 1)
+    return Hyp(uid.strip(), text.strip(), 0.0, n)
+
+
+def _srilm(line: str, n: int, where: str, source: str) -> Hyp:
+    parts = line.split()
+    try:
+        ascore, _lscore, nwords = float(parts[0]), float(parts[1]), int(parts[2])
+    except (ValueError, IndexError):
+        raise InputError(f"{where}: expected 'ascore lscore nwords words...' (SRILM n-best), got {line[:60]!r}") from None
+    words = parts[3:]
+    if nwords != len(words):
+        raise InputError(f"{where}: nwords says {nwords} but the line has {len(words)} words")
+    return Hyp(Path(source).name, " ".join(words), ascore, n)
+
+
+def _kaldi(line: str, n: int, where: str, source: str) -> Hyp:
+    uid, _, text = line.partition(" ")
+    base, dash, num = uid.rpartition("-")
+    if not dash or not base or not num.isdigit():
+        raise InputError(f"{where}: expected 'uttid-N words...' (Kaldi n-best), got {line[:60]!r}")
+    return Hyp(base, text.strip(), 0.0, n)
+
+
+PARSERS = {"plain": _plain, "srilm": _srilm, "kaldi": _kaldi}
+
+
+def iter_nbest(lines: Iterable[str], fmt: str, source: str) -> Iterator[Hyp]:
+    """Parse n-best lines as they come; a line that does not parse is an InputError naming
+    FILE:LINE, a list without hypotheses one naming FILE (at its end). The format is checked now."""
     if fmt not in FORMATS:
         raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    hyps: list[Hyp] = []
+    return _parse(lines, PARSERS[fmt], source)
+
+
+def _parse(lines: Iterable[str], parse: Callable[..., Hyp], source: str) -> Iterator[Hyp]:
+    found = False
     for n, raw in enumerate(lines, 1):
         line = raw.strip()
-        if not line:
-            continue
-        where = f"{source}:{n}"
-        if fmt == "plain":
-            if "\t" not in line:
-                raise InputError(f"{where}: expected 'id<TAB>hypothesis', found no tab: {line[:60]!r}")
-            uid, text = line.split("\t", 1)
-            hyps.append(Hyp(uid.strip(), text.strip(), 0.0, n))
-        elif fmt == "srilm":
-            parts = line.split()
-            try:
-                ascore, _lscore, nwords = float(parts[0]), float(parts[1]), int(parts[2])
-            except (ValueError, IndexError):
-                raise InputError(f"{where}: expected 'ascore lscore nwords words...' (SRILM n-best), got {line[:60]!r}") from None
-            words = parts[3:]
-            if nwords != len(words):
-                raise InputError(f"{where}: nwords says {nwords} but the line has {len(words)} words")
-            hyps.append(Hyp(Path(source).name, " ".join(words), ascore, n))
-        else:
-            uid, _, text = line.partition(" ")
-            base, dash, num = uid.rpartition("-")
-            if not dash or not base or not num.isdigit():
-                raise InputError(f"{where}: expected 'uttid-N words...' (Kaldi n-best), got {line[:60]!r}")
-            hyps.append(Hyp(base, text.strip(), 0.0, n))
-    if not hyps:
+        if line:
+            found = True
+            yield parse(line, n, f"{source}:{n}", source)
+    if not found:
         raise InputError(f"{source}: no hypotheses (empty n-best list)")
-    return hyps
+
+
+def parse_nbest(lines: Iterable[str], fmt: str, source: str) -> list[Hyp]:
+    """All hypotheses of n-best lines (iter_nbest as a list)."""
+    return list(iter_nbest(lines, fmt, source))
+
+
+def _fill(h: Hyp, lm_logprob: float, lm_weight: float, word_penalty: float) -> Hyp:
+    h.lm = lm_logprob
+    h.total = h.ascore + lm_weight * lm_logprob + word_penalty * h.nwords
+    return h
+
+
+def _ranked(group: list[Hyp]) -> list[Hyp]:
+    """Best first; ties in input order."""
+    return sorted(group, key=lambda h: (-h.total, h.line))
 
 
 def combine(hyps: list[Hyp], lm_logprobs: list[float], lm_weight: float, word_penalty: float) -> dict[str, list[Hyp]]:
     """Fill lm and total; return hypotheses grouped by id (first-seen order), best first."""
     groups: dict[str, list[Hyp]] = {}
     for h, lp in zip(hyps, lm_logprobs, strict=True):
-        h.lm = lp
-        h.total = h.ascore + lm_weight * lp + word_penalty * h.nwords
-        groups.setdefault(h.id, []).append(h)
-    for g in groups.values():
-        g.sort(key=lambda h: (-h.total, h.line))
-    return groups
+        groups.setdefault(h.id, []).append(_fill(h, lp, lm_weight, word_penalty))
+    return {uid: _ranked(g) for uid, g in groups.items()}
+
+
+def rescore_stream(hyps: Iterable[Hyp], lm_logprobs: Callable[[Iterable[str]], Iterable[float]], lm_weight: float,
+                   word_penalty: float, source: str = "<hypotheses>") -> Iterator[tuple[str, list[Hyp]]]:
+    """(id, hypotheses best first) for each run of consecutive hypotheses of one id, yielded as
+    soon as its last hypothesis is scored. `lm_logprobs(texts)` yields each text's LM
+    log-probability, in order, reading `texts` as it goes (`LanguageModel.score_iter`); only
+    the hypotheses read but not yet scored are held. An id that comes back after another is
+    an InputError naming `source` and the line."""
+    pending: deque[tuple[Hyp, bool]] = deque()
+
+    def texts() -> Iterator[str]:
+        for h, last in _group_ends(hyps, source):
+            pending.append((h, last))
+            yield h.text
+
+    group: list[Hyp] = []
+    for lp in lm_logprobs(texts()):
+        h, last = pending.popleft()
+        group.append(_fill(h, lp, lm_weight, word_penalty))
+        if last:
+            yield h.id, _ranked(group)
+            group = []
+
+
+def _group_ends(hyps: Iterable[Hyp], source: str) -> Iterator[tuple[Hyp, bool]]:
+    """Each hypothesis with whether it is the last of its id's run (one hypothesis of look-ahead);
+    the ids seen are kept to refuse one that comes back."""
+    seen: set[str] = set()
+    prev: Hyp | None = None
+    for h in hyps:
+        if prev is None or h.id != prev.id:
+            if h.id in seen:
+                raise InputError(f"{source}:{h.line}: id {h.id!r} comes back after other ids; "
+                                 "an id's hypotheses must be consecutive (sort the n-best list by id)")
+            seen.add(h.id)
+        if prev is not None:
+            yield prev, h.id != prev.id
+        prev = h
+    if prev is not None:
+        yield prev, True
+
+
+def rescored_lines(uid: str, group: list[Hyp]) -> list[str]:
+    """TSV for one id's hypotheses, best first: id, rank, total, ascore, lm, nwords, hypothesis."""
+    return [f"{uid}\t{rank}\t{h.total:.6f}\t{h.ascore:.6f}\t{h.lm:.6f}\t{h.nwords}\t{h.text}"
+            for rank, h in enumerate(group, 1)]
+
+
+def best_line(uid: str, group: list[Hyp], fmt: str) -> str:
+    """The best hypothesis of one id: `id<TAB>text` (plain, srilm) or `uttid text` (kaldi)."""
+    sep = " " if fmt == "kaldi" else "\t"
+    return f"{uid}{sep}{group[0].text}"
 
 
 def format_rescored(groups: dict[str, list[Hyp]]) -> list[str]:
-    """TSV: id, rank, total, ascore, lm, nwords, hypothesis."""
-    out = []
-    for uid, g in groups.items():
-        for rank, h in enumerate(g, 1):
-            out.append(f"{uid}\t{rank}\t{h.total:.6f}\t{h.ascore:.6f}\t{h.lm:.6f}\t{h.nwords}\t{h.text}")
-    return out
+    """TSV lines of every id (rescored_lines)."""
+    return [line for uid, g in groups.items() for line in rescored_lines(uid, g)]
 
 
 def format_best(groups: dict[str, list[Hyp]], fmt: str) -> list[str]:
-    """The best hypothesis per id: `id<TAB>text` (plain, srilm) or `uttid text` (kaldi)."""
-    sep = " " if fmt == "kaldi" else "\t"
-    return [f"{uid}{sep}{g[0].text}" for uid, g in groups.items()]
+    """The best hypothesis per id (best_line)."""
+    return [best_line(uid, g, fmt) for uid, g in groups.items()]

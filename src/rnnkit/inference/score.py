@@ -1,4 +1,5 @@
-"""Sentence scoring: per-token log-probabilities, batched and length-sorted, any length.
+"""Sentence scoring: per-sentence log-probabilities, batched and length-sorted, any length,
+streamed in bounded chunks.
 
 A sentence w1..wn is scored as KenLM and SRILM do by default: `<s>` is context only, each
 word and the closing `</s>` are predicted. `bos=False`: the first word is context, not
@@ -7,14 +8,22 @@ scored. `eos=False`: `</s>` is not predicted. OOV policy: `unk` scores an unknow
 counting it. An empty line is a sentence of zero words (with eos it scores p(</s> | <s>)),
 so output stays aligned with input lines.
 
+`score_stream` reads `chunk_sentences` sentences at a time, sorts that chunk by length into
+batches, scores them (on the engine's workers, `parallel.map_batches`) and yields the
+chunk's results in input order before it reads much further: memory depends on the chunk,
+not on the input. A result holds its totals; the `TokenScore` per token only when
+`per_token` is asked for. `score_sentences` is the list form (one chunk: the whole list).
+`Summary` adds results up as they go by (SRILM's totals).
+
 Everything here is natural log; other bases are applied only when printing.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,9 +31,11 @@ from ..errors import ConfigError
 from .parallel import map_batches
 
 LOG_BASES = {"e": math.e, "10": 10.0, "2": 2.0}
+CHUNK_SENTENCES = 4096  # sentences read, sorted and scored together by score_stream
+EOS_NAME = "</s>"
 
 
-@dataclass
+@dataclass(slots=True)
 class TokenScore:
     token: str  # the token as it appears after tokenization (</s> for the end)
     logprob: float  # natural log; nan when not scored
@@ -32,27 +43,18 @@ class TokenScore:
     scored: bool  # counted in the sentence's logprob
 
 
-@dataclass
+@dataclass(slots=True)
 class SentenceScore:
+    """One sentence's totals; `tokens` is a TokenScore per predicted token only when per-token
+    scores were asked for (else None)."""
+
     text: str
-    tokens: list[TokenScore] = field(default_factory=list)
-
-    @property
-    def logprob(self) -> float:
-        """Sum of natural-log probabilities of scored tokens."""
-        return float(sum(t.logprob for t in self.tokens if t.scored))
-
-    @property
-    def num_scored(self) -> int:
-        return sum(t.scored for t in self.tokens)
-
-    @property
-    def num_words(self) -> int:
-        return sum(t.token != "</s>" for t in self.tokens)
-
-    @property
-    def num_oov(self) -> int:
-        return sum(t.is_oov for t in self.tokens)
+    logprob: float = 0.0  # natural log, the sum over scored tokens
+    num_scored: int = 0  # tokens whose probability is counted (</s> included)
+    num_words: int = 0  # predicted tokens other than </s>
+    num_oov: int = 0  # predicted tokens not in the vocabulary
+    scored_eos: int = 0  # 1 when </s> is predicted and counted
+    tokens: list[TokenScore] | None = None
 
     @property
     def ppl(self) -> float:
@@ -75,19 +77,40 @@ def to_base(nats: float, base: float) -> float:
     return nats / math.log(base)
 
 
-def _prepare(text: str, vocab, tokenizer, bos: bool, eos: bool, oov: str) -> tuple[SentenceScore, np.ndarray]:
-    """One sentence's result skeleton (tokens named, nothing scored yet) and the ids the
-    model reads: [<s>] w1 .. wn [</s>]."""
+@dataclass(slots=True)
+class _Sentence:
+    """A sentence read and encoded, waiting for its log-probabilities."""
+
+    text: str
+    names: list[str]  # the predicted tokens: words (the first one dropped without bos), then </s>
+    oovs: list[bool]
+    scored: list[bool]
+    seq: np.ndarray  # the ids the model reads: [<s>] w1 .. wn [</s>]
+    logp: np.ndarray | None = None  # ln p of each predicted token (a column of its batch)
+
+
+def _prepare(text: str, vocab, tokenizer, bos: bool, eos: bool, oov: str) -> _Sentence:
     toks = tokenizer.tokenize(text)
     ids = vocab.encode(toks)
     seq = ([vocab.bos_id] if bos else []) + ids + ([vocab.eos_id] if eos else [])
-    names = toks + (["</s>"] if eos else [])
+    names = toks + ([EOS_NAME] if eos else [])
     oovs = [i == vocab.unk_id for i in ids] + ([False] if eos else [])
     if not bos:  # the first word is context only
         names, oovs = names[1:], oovs[1:]
-    res = SentenceScore(text)
-    res.tokens = [TokenScore(n, float("nan"), o, not (o and oov == "skip")) for n, o in zip(names, oovs)]
-    return res, np.asarray(seq, dtype=np.int64)
+    scored = [not (o and oov == "skip") for o in oovs]
+    return _Sentence(text, names, oovs, scored, np.asarray(seq, dtype=np.int64))
+
+
+def _finish(s: _Sentence, per_token: bool) -> SentenceScore:
+    """The sentence's totals (and tokens when asked) from its log-probabilities."""
+    logps = s.logp[:len(s.names)].tolist() if s.logp is not None else []
+    res = SentenceScore(s.text, float(sum(lp for lp, sc in zip(logps, s.scored) if sc)), sum(s.scored),
+                        sum(n != EOS_NAME for n in s.names), sum(s.oovs),
+                        sum(n == EOS_NAME and sc for n, sc in zip(s.names, s.scored)))
+    if per_token:
+        res.tokens = [TokenScore(n, lp if sc else float("nan"), o, sc)
+                      for n, lp, o, sc in zip(s.names, logps, s.oovs, s.scored)]
+    return res
 
 
 def _batch_logprobs(model, seqs: list[np.ndarray], pad_id: int, seq_len: int) -> np.ndarray:
@@ -108,54 +131,108 @@ def _batch_logprobs(model, seqs: list[np.ndarray], pad_id: int, seq_len: int) ->
     return logp
 
 
-def score_sentences(model, vocab, tokenizer, sentences: list[str], *, bos: bool = True, eos: bool = True,
-                    oov: str = "unk", batch_size: int = 64, seq_len: int = 256,
-                    progress: Callable[[int], None] | None = None) -> list[SentenceScore]:
-    """Score each sentence; batches are formed from length-sorted sentences, hidden carried
-    across windows of seq_len so any length works. Results are in input order.
-    `progress(n)` is called as each batch of n sentences is done (the counts sum to
-    len(sentences))."""
+def _batches(chunk: list[_Sentence], batch_size: int) -> list[list[_Sentence]]:
+    """The chunk's sentences with something to predict, sorted by length, in batches."""
+    order = sorted((s for s in chunk if len(s.seq) >= 2), key=lambda s: len(s.seq))
+    return [order[b0:b0 + batch_size] for b0 in range(0, len(order), batch_size)]
+
+
+def _check_options(oov: str, batch_size: int, seq_len: int, chunk_sentences: int) -> None:
     if oov not in ("unk", "skip"):
         raise ConfigError(f"--oov must be unk or skip, got {oov!r}")
     if batch_size < 1 or seq_len < 1:
         raise ConfigError("--batch-size must be >= 1")
-    results, seqs = zip(*(_prepare(t, vocab, tokenizer, bos, eos, oov) for t in sentences)) if sentences else ((), ())
-    order = [i for i in sorted(range(len(seqs)), key=lambda i: len(seqs[i])) if len(seqs[i]) >= 2]
-    if progress is not None and len(seqs) > len(order):
-        progress(len(seqs) - len(order))  # nothing to predict: done already
+    if chunk_sentences < 1:
+        raise ConfigError(f"chunk_sentences must be >= 1, got {chunk_sentences!r}")
 
-    def score_batch(rows: list[int]) -> tuple[list[int], np.ndarray]:
-        return rows, _batch_logprobs(model, [seqs[i] for i in rows], vocab.eos_id, seq_len)
 
-    batches = (order[b0:b0 + batch_size] for b0 in range(0, len(order), batch_size))
-    for rows, logp in map_batches(model, score_batch, batches):
-        for j, i in enumerate(rows):
-            for t, tok in enumerate(results[i].tokens):
-                if tok.scored:  # skipped OOVs keep nan
-                    tok.logprob = float(logp[t, j])
-        if progress is not None:
-            progress(len(rows))
-    return list(results)
+def score_stream(model, vocab, tokenizer, lines: Iterable[str], *, bos: bool = True, eos: bool = True,
+                 oov: str = "unk", batch_size: int = 64, seq_len: int = 256,
+                 chunk_sentences: int = CHUNK_SENTENCES, per_token: bool = False,
+                 progress: Callable[[int], None] | None = None) -> Iterator[SentenceScore]:
+    """Score each line, yielding results in input order as each chunk of `chunk_sentences`
+    lines is done; hidden carried across windows of seq_len so any length works. At most a
+    few chunks are held at a time (one when the engine runs batches one by one).
+    `progress(n)` is called as n more sentences are done. Options are checked now, the input
+    is read only as the results are asked for."""
+    _check_options(oov, batch_size, seq_len, chunk_sentences)
+
+    def chunk_of(texts: list[str]) -> list[_Sentence]:
+        return [_prepare(t, vocab, tokenizer, bos, eos, oov) for t in texts]
+
+    chunks = (chunk_of(texts) for texts in _take(lines, chunk_sentences))
+    return _stream(model, vocab.eos_id, seq_len, chunks, batch_size, per_token, progress)
+
+
+def _take(lines: Iterable[str], size: int) -> Iterator[list[str]]:
+    it = iter(lines)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def _stream(model, pad_id: int, seq_len: int, chunks: Iterator[list[_Sentence]], batch_size: int,
+            per_token: bool, progress: Callable[[int], None] | None) -> Iterator[SentenceScore]:
+    """One pass of map_batches over every chunk's batches, each chunk followed by an empty
+    batch that marks its end (its results are yielded then): the workers keep busy across
+    chunk boundaries."""
+    jobs = ((chunk, rows) for chunk in chunks for rows in [*_batches(chunk, batch_size), []])
+
+    def score(job: tuple[list[_Sentence], list[_Sentence]]) -> tuple[list[_Sentence], list[_Sentence], np.ndarray | None]:
+        chunk, rows = job
+        return chunk, rows, _batch_logprobs(model, [s.seq for s in rows], pad_id, seq_len) if rows else None
+
+    done = progress or (lambda n: None)
+    for chunk, rows, logp in map_batches(model, score, jobs):
+        for j, s in enumerate(rows):
+            s.logp = logp[:, j]
+        if rows:
+            done(len(rows))
+            continue
+        nothing = sum(len(s.seq) < 2 for s in chunk)  # nothing to predict: done already
+        if nothing:
+            done(nothing)
+        for s in chunk:
+            yield _finish(s, per_token)
+
+
+def score_sentences(model, vocab, tokenizer, sentences: Iterable[str], *, bos: bool = True, eos: bool = True,
+                    oov: str = "unk", batch_size: int = 64, seq_len: int = 256, per_token: bool = True,
+                    progress: Callable[[int], None] | None = None) -> list[SentenceScore]:
+    """score_stream over a list as one chunk (batches formed from all of it), as a list in
+    input order; with per-token scores unless `per_token=False`."""
+    sentences = list(sentences)
+    return list(score_stream(model, vocab, tokenizer, sentences, bos=bos, eos=eos, oov=oov, batch_size=batch_size,
+                             seq_len=seq_len, chunk_sentences=max(1, len(sentences)), per_token=per_token,
+                             progress=progress))
 
 
 @dataclass
 class Summary:
-    """Corpus totals with SRILM's definitions (ngram -ppl)."""
+    """Corpus totals with SRILM's definitions (ngram -ppl), added up one sentence at a time."""
 
-    sentences: int
-    words: int  # tokens other than </s>
-    oovs: int
-    logprob: float  # natural log, scored tokens only
-    scored_words: int  # words whose probability is counted
-    scored_eos: int  # </s> predictions counted
+    sentences: int = 0
+    words: int = 0  # tokens other than </s>
+    oovs: int = 0
+    logprob: float = 0.0  # natural log, scored tokens only
+    scored_words: int = 0  # words whose probability is counted
+    scored_eos: int = 0  # </s> predictions counted
+
+    def add(self, s: SentenceScore) -> SentenceScore:
+        """Count one sentence in; returns it, so `map(summary.add, stream)` passes results on."""
+        self.sentences += 1
+        self.words += s.num_words
+        self.oovs += s.num_oov
+        self.logprob += s.logprob
+        self.scored_words += s.num_scored - s.scored_eos
+        self.scored_eos += s.scored_eos
+        return s
 
     @classmethod
-    def of(cls, scores: list[SentenceScore]) -> Summary:
-        words = sum(s.num_words for s in scores)
-        scored_eos = sum(1 for s in scores for t in s.tokens if t.token == "</s>" and t.scored)
-        scored = sum(s.num_scored for s in scores)
-        return cls(len(scores), words, sum(s.num_oov for s in scores), sum(s.logprob for s in scores),
-                   scored - scored_eos, scored_eos)
+    def of(cls, scores: Iterable[SentenceScore]) -> Summary:
+        summ = cls()
+        for s in scores:
+            summ.add(s)
+        return summ
 
     @property
     def ppl(self) -> float:
