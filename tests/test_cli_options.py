@@ -18,7 +18,7 @@ import rnnkit
 from conftest import make_model_dir
 from rnnkit import cli
 from rnnkit.cli import COMMANDS, build_parser, main
-from rnnkit.config import ModelConfig, SampleConfig, TokenizerConfig, TrainConfig
+from rnnkit.config import ModelConfig, SampleConfig, TokenizerConfig, TrainConfig, field_default
 from rnnkit.data import KNOWN_DATASETS
 from rnnkit.inference.generate import beam_search, beam_search_n
 
@@ -34,7 +34,7 @@ def help_entries(parser: argparse.ArgumentParser, monkeypatch) -> dict[str, str]
     entries: dict[str, str] = {}
     current = None
     for line in parser.format_help().splitlines():
-        m = re.match(r"  (-\S+(?: \S+)?)(?:\s{2,}(.*))?$", line)
+        m = re.match(r"  (-\S+(?: \S+)?(?: \[\S+ \.\.\.\])?)(?:\s{2,}(.*))?$", line)  # --cutoffs N [N ...]
         if m:
             current = m.group(1)
             assert current not in entries, f"{current} listed twice"
@@ -47,6 +47,8 @@ def help_entries(parser: argparse.ArgumentParser, monkeypatch) -> dict[str, str]
 
 
 def shown(value) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
     return {True: "on", False: "off"}.get(value, str(value)) if isinstance(value, bool) else str(value)
 
 
@@ -102,7 +104,7 @@ def test_train_help_lists_each_field_once_with_its_dataclass_default(monkeypatch
     by_flag = {inv.split()[0].split("/")[0]: text for inv, text in entries.items()}
     for cls, f in TRAIN_FIELDS:
         text = by_flag.pop(flag(f.name))
-        assert f"(default: {shown(f.default)})" in text, (f.name, text)
+        assert f"(default: {shown(field_default(f))})" in text, (f.name, text)
         assert text.startswith(f.metadata["help"][:30]), f.name
         for alias in f.metadata["aliases"]:
             assert alias in text and alias not in by_flag, alias

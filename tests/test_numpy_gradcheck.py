@@ -3,7 +3,8 @@
 Relative error per entry: |analytic - numeric| / max(|analytic| + |numeric|, 1e-4), numeric
 from the 4-point centred difference with h = 1e-3 (see rnnkit.numpy_engine.gradcheck).
 Each problem has K=7, D=5 (4 when tied), H=4, T=5, B=3, a mask that zeroes some targets and
-a random non-zero initial state.
+a random non-zero initial state. The adaptive-softmax problems split the 7 ids into a head and
+one cluster (cut-off [4]) or two ([3, 5]), div_value 2, with a kept target in every cluster.
 """
 
 import numpy as np
@@ -34,6 +35,27 @@ def test_every_parameter(cell, nl, layers, tie):
     assert {f"rnn.weight_hh_l{n}" for n in range(layers)} <= names
     worst = max(errs, key=errs.get)
     assert errs[worst] <= 1e-6, f"{worst}: {errs[worst]:.2e}"
+
+
+ADAPTIVE_CASES = [(cell, layers, cutoffs) for cell in ("rnn", "gru", "lstm") for layers in (1, 2)
+                  for cutoffs in ([4], [3, 5])]
+
+
+@pytest.mark.parametrize("cell,layers,cutoffs", ADAPTIVE_CASES,
+                         ids=[f"{c}-{n}layer-{len(k)}cluster" for c, n, k in ADAPTIVE_CASES])
+def test_every_parameter_of_the_adaptive_softmax(cell, layers, cutoffs):
+    errs = gradcheck(cell, num_layers=layers, seed=0, softmax="adaptive", cutoffs=cutoffs)
+    tails = {f"decoder.tail.{i}.{j}.weight" for i in range(len(cutoffs)) for j in (0, 1)}
+    assert {"decoder.head.weight", "decoder.head.bias", "embedding.weight"} | tails <= set(errs)
+    assert not any(name.startswith("decoder.weight") or name == "decoder.bias" for name in errs)
+    worst = max(errs, key=errs.get)
+    assert errs[worst] <= 1e-6, f"{worst}: {errs[worst]:.2e}"
+
+
+def test_adaptive_problem_reaches_every_cluster():
+    model, _, y, mask, _ = make_problem("lstm", 1, softmax="adaptive", cutoffs=[3, 5])
+    _, cluster = model.output.head_targets(y[mask > 0])
+    assert set(cluster.tolist()) == {-1, 0, 1}
 
 
 def test_relu_problem_is_away_from_the_kink():

@@ -2,7 +2,8 @@
 
 The same parameters loaded into both engines give the same logits, loss, token
 log-probabilities, gradients, carried state and (without dropout) the same weights after a
-few Trainer steps with each optimizer. Tolerances: float64 to 1e-10 relative (the engines
+few Trainer steps with each optimizer; the same for the adaptive softmax (one and two tail
+clusters), whose logits are log-probabilities. Tolerances: float64 to 1e-10 relative (the engines
 sum in different orders, so bitwise equality is not expected, but rounding stays near
 1e-15), float32 to 1e-5 relative.
 """
@@ -54,6 +55,13 @@ def assert_state_close(a, b, tol):
             np.testing.assert_allclose(u, v, **tol)
 
 
+def assert_grads_close(ga, gb, rtol):
+    assert list(ga) == list(gb)
+    for k in ga:
+        scale = max(np.abs(ga[k]).max(), 1e-3)  # relative to the largest entry
+        np.testing.assert_allclose(ga[k] / scale, gb[k] / scale, rtol=rtol, atol=rtol, err_msg=k)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cell,nl,tie", CASES, ids=IDS)
 def test_forward_logprobs_and_gradients(cell, nl, tie, dtype):
@@ -75,11 +83,7 @@ def test_forward_logprobs_and_gradients(cell, nl, tie, dtype):
     lossa, na, ga, sa = npm.forward_backward(x, y, mask, state)
     lossb, nb, gb, sb = tm.forward_backward(x, y, mask, state)
     assert na == nb and lossa == pytest.approx(lossb, rel=tol["rtol"])
-    assert list(ga) == list(gb)
-    for k in ga:
-        scale = max(np.abs(ga[k]).max(), 1e-3)  # relative to the largest entry
-        np.testing.assert_allclose(ga[k] / scale, gb[k] / scale, rtol=tol["rtol"],
-                                   atol=tol["rtol"], err_msg=k)
+    assert_grads_close(ga, gb, tol["rtol"])
     assert_state_close(sa, sb, tol)
 
 
@@ -206,3 +210,59 @@ def test_masked_token_logprobs_skip_only_masked_positions(engine):
     assert_state_close(s_part, s_full, {"rtol": 0, "atol": 0})  # the recurrence still sees every step
     none, _ = m.token_logprobs(x, y, mask=np.zeros_like(keep))
     assert (none == 0.0).all()
+
+
+# ---------------------------------------------------------------------------- the adaptive softmax
+
+ADAPTIVE = [(cell, cutoffs) for cell in ("rnn", "gru", "lstm") for cutoffs in ([6], [5, 11])]
+ADAPTIVE_IDS = [f"{c}-{len(k)}cluster" for c, k in ADAPTIVE]
+
+
+def adaptive_cfg(cell, cutoffs) -> ModelConfig:
+    return cfg(cell, "tanh", False, softmax="adaptive", cutoffs=cutoffs, div_value=2.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cell,cutoffs", ADAPTIVE, ids=ADAPTIVE_IDS)
+def test_adaptive_forward_logprobs_and_gradients(cell, cutoffs, dtype):
+    npm, tm = pair(adaptive_cfg(cell, cutoffs), dtype)
+    tol = TOL[dtype]
+    x, y, mask = data()
+    la, lossa, na, sa = npm.forward(x, y, mask)
+    lb, lossb, nb, sb = tm.forward(x, y, mask)
+    np.testing.assert_allclose(la, lb, **tol)  # log-probabilities (T, B, K)
+    assert na == nb and lossa == pytest.approx(lossb, rel=tol["rtol"])
+    pa, _ = npm.token_logprobs(x, y, mask=mask > 0)
+    pb, _ = tm.token_logprobs(x, y, mask=mask > 0)
+    np.testing.assert_allclose(pa, pb, **tol)
+    np.testing.assert_allclose(pa, np.take_along_axis(la, y[..., None], -1)[..., 0] * (mask > 0), **tol)
+    qa, _ = npm.step_logprobs(x[0], sa)
+    qb, _ = tm.step_logprobs(x[0], sb)
+    np.testing.assert_allclose(qa, qb, **tol)
+    state = [tuple(a + 0.1 for a in s) if cell == "lstm" else s + 0.1 for s in npm.init_hidden(4)]
+    lossa, na, ga, sa = npm.forward_backward(x, y, mask, state)
+    lossb, nb, gb, sb = tm.forward_backward(x, y, mask, state)
+    assert na == nb and lossa == pytest.approx(lossb, rel=tol["rtol"])
+    assert_grads_close(ga, gb, tol["rtol"])
+    assert_state_close(sa, sb, tol)
+
+
+@pytest.mark.parametrize("opt,lr,wd", [("sgd", 0.5, 0.0), ("sgd", 0.3, 0.01), ("rmsprop", 0.01, 0.0),
+                                       ("adam", 0.01, 0.0), ("adam", 0.02, 0.01)])
+@pytest.mark.parametrize("cell,cutoffs", ADAPTIVE[1::2], ids=ADAPTIVE_IDS[1::2])
+def test_adaptive_trainer_steps_match(opt, lr, wd, cell, cutoffs):
+    npm, tm = pair(adaptive_cfg(cell, cutoffs), np.float64, seed=2)
+    tc = TrainConfig(optimizer=opt, lr=lr, weight_decay=wd, clip=0.5)
+    ta, tb = numpy_engine.Trainer(npm, tc), torch_engine.Trainer(tm, tc)
+    sa = sb = None
+    for i in range(4):
+        x, y, mask = data(T=5, B=3, seed=10 + i)
+        if i == 1:
+            y = y % cutoffs[-1]  # no target in the last cluster: its tensors get no gradient this step
+        la, na, sa = ta.step(x, y, mask, sa)
+        lb, nb, sb = tb.step(x, y, mask, sb)
+        assert na == nb and la == pytest.approx(lb, rel=1e-10)
+    wa, wb = npm.state_dict(), tm.state_dict()
+    for k in wa:
+        np.testing.assert_allclose(wa[k], wb[k], rtol=1e-9, atol=1e-12, err_msg=k)
+    assert_state_close(sa, sb, TOL[np.float64])

@@ -6,6 +6,10 @@
       model.safetensors  float32 tensors named as in rnnkit.params (safetensors.numpy, never pickle)
       trainer_state/     only for resuming (written by rnnkit.train)
 
+The model section is ModelConfig.to_dict(): keys added after rnnkit 0.1.0 (softmax, cutoffs,
+div_value) appear only when they differ from their defaults, so a full-softmax directory stays
+readable by 0.1.0, and a directory without them reads as the defaults.
+
 Loading validates names, shapes, dtypes and finiteness (rnnkit.params.check_params) and the
 vocabulary size against config.json, and refuses what does not fit with a CheckpointError
 naming the file and the problem. Every file is

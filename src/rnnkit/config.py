@@ -6,13 +6,17 @@ values and its old command-line spellings live in the field's metadata, where th
 line (`rnnkit.cli.options`), recipes and config.json all read them. Each set of choices is
 defined once, below; other modules import it (rnnkit.data.readers: CORPUS_FORMATS, LEVELS). The base class `Settings` gives every config `to_dict`, `from_dict` (unknown keys
 and wrong types refused) and `validate` (types, choices, then the class's own range checks),
-each failure a ConfigError naming the field, so a typo never passes silently.
+each failure a ConfigError naming the field, so a typo never passes silently. ModelConfig's
+keys added after rnnkit 0.1.0 (LATER_KEYS: softmax, cutoffs, div_value) leave its to_dict()
+when they hold their defaults, so a full-softmax config.json is still one that 0.1.0 reads.
+`ModelConfig.check_options` validates model options before the corpus gives the vocabulary.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import typing
 from dataclasses import MISSING, dataclass, field
 from numbers import Integral, Real
@@ -35,6 +39,7 @@ LR_SCALINGS = ("none", "linear", "sqrt")
 CORPUS_FORMATS = ("auto", "lines", "text", "ptb", "csv")
 LEVELS = ("word", "char")
 WORD_SPLITS = ("regex", "whitespace")
+SOFTMAXES = ("full", "adaptive")
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
@@ -59,6 +64,11 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, Integral) and not isinstance(v, bool)
 
 
+def field_default(f: dataclasses.Field) -> Any:
+    """A field's default value (a fresh one for a default_factory)."""
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
 # field type -> (what a value must be, the test)
 _TYPES: dict[Any, tuple[str, Any]] = {
     bool: ("true or false", lambda v: isinstance(v, bool)),
@@ -67,6 +77,7 @@ _TYPES: dict[Any, tuple[str, Any]] = {
     str: ("a string", lambda v: isinstance(v, str)),
     int | None: ("an integer or null", lambda v: v is None or _is_int(v)),
     list[str]: ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v)),
+    list[int]: ("a list of integers", lambda v: isinstance(v, list) and all(_is_int(i) for i in v)),
 }
 
 
@@ -135,10 +146,41 @@ class ModelConfig(Settings):
                                 aliases=("--tie", "--tied"))
     dropout: float = setting(0.0, "training only: dropout between layers and on the top layer's output, in [0, 1)")
     embed_dropout: float = setting(0.0, "training only: dropout on the embedding output, in [0, 1)")
+    softmax: str = setting("full", "output layer: full (one softmax over the vocabulary) or adaptive (a head "
+                                   "over the frequent words and one entry per tail cluster, each cluster a "
+                                   "softmax over a reduced projection: for large vocabularies)", choices=SOFTMAXES)
+    cutoffs: list[int] = field(default_factory=list, metadata=about(
+        "adaptive softmax: the ids where the head's shortlist and each tail cluster end, increasing, inside "
+        "(0, vocab size); ids are ordered by frequency, so 2000 10000 puts the 2,000 most frequent tokens in the "
+        "head and two clusters behind it"))
+    div_value: float = setting(4.0, "adaptive softmax: tail cluster i projects the hidden state to "
+                                    "hidden_dim // div_value**(i+1) units")
+
+    # written to config.json only when they differ from their defaults, so that a full-softmax model
+    # directory stays readable by rnnkit 0.1.0 (which refuses keys it does not know)
+    LATER_KEYS: ClassVar[tuple[str, ...]] = ("softmax", "cutoffs", "div_value")
+
+    @classmethod
+    def check_options(cls, d: dict[str, Any], where: str) -> None:
+        """Validate model options before the corpus gives the vocabulary size (`rnnkit train`'s
+        early check): against a stand-in vocabulary just large enough for any cut-off."""
+        cutoffs = d.get("cutoffs")
+        ints = [c for c in cutoffs if _is_int(c)] if isinstance(cutoffs, list) else []
+        cls.from_dict({"vocab_size": max([2, *(c + 1 for c in ints)]), **d}, where)
 
     @property
     def gates(self) -> int:
         return GATES[self.cell]
+
+    @property
+    def adaptive(self) -> bool:
+        return self.softmax == "adaptive"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields; those of LATER_KEYS only when they differ from their defaults."""
+        d = super().to_dict()
+        defaults = {f.name: field_default(f) for f in dataclasses.fields(self) if f.name in self.LATER_KEYS}
+        return {k: v for k, v in d.items() if k not in defaults or v != defaults[k]}
 
     def check_ranges(self, where: str) -> None:
         _check(self.vocab_size >= 2, where, f"vocab_size must be >= 2, got {self.vocab_size!r}")
@@ -149,6 +191,23 @@ class ModelConfig(Settings):
                f"tie_weights needs embed_dim == hidden_dim (got {self.embed_dim} and {self.hidden_dim})")
         for name in ("dropout", "embed_dropout"):
             self._in_range(where, name, 0, 1, hi_open=True)
+        if self.adaptive:
+            self._check_adaptive(where)
+        else:
+            _check(not self.cutoffs, where, "cutoffs apply only to softmax adaptive (got softmax full)")
+            _check(self.div_value == 4.0, where, "div_value applies only to softmax adaptive (got softmax full)")
+
+    def _check_adaptive(self, where: str) -> None:
+        c, K = self.cutoffs, self.vocab_size
+        _check(bool(c), where, "softmax adaptive needs cutoffs (e.g. --cutoffs 2000 10000)")
+        _check(all(a < b for a, b in itertools.pairwise(c)) and c[0] > 0 and c[-1] < K, where,
+               f"cutoffs must be increasing ids inside (0, vocab_size {K}), got {c}")
+        _check(not self.tie_weights, where, "tie_weights does not apply to softmax adaptive (its head and tail "
+                                            "matrices are not the embedding)")
+        _check(1.0 <= self.div_value <= 1e6, where, f"div_value must be in [1, 1e6], got {self.div_value!r}")
+        smallest = int(self.hidden_dim // self.div_value ** len(c))
+        _check(smallest >= 1, where, f"the last tail cluster would project to hidden_dim // div_value**{len(c)} "
+                                     f"= {smallest} units: use fewer cutoffs or a smaller div_value")
 
 
 @dataclass

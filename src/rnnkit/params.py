@@ -7,8 +7,12 @@ checkpoint loads in either engine without transposes:
     rnn.weight_ih_l{n}          (G*H, D or H)   G = 1 rnn, 3 gru (r,z,n), 4 lstm (i,f,g,o)
     rnn.weight_hh_l{n}          (G*H, H)
     rnn.bias_ih_l{n}, rnn.bias_hh_l{n}   (G*H,)
-    decoder.weight (K, H)       absent when tied to the embedding
-    decoder.bias   (K,)
+    decoder.weight (K, H)       absent when tied to the embedding      } softmax full
+    decoder.bias   (K,)                                                 }
+    decoder.head.weight         (c_0 + n, H)                            } softmax adaptive, n clusters
+    decoder.head.bias           (c_0 + n,)                              } (nn.AdaptiveLogSoftmaxWithLoss
+    decoder.tail.{i}.0.weight   (P_i, H),   P_i = H // div_value**(i+1) }  with head_bias=True)
+    decoder.tail.{i}.1.weight   (c_{i+1} - c_i, P_i),   c = cutoffs + [K]
 
 Initialisation draws from one numpy Generator in this fixed order, so the same seed gives
 the same starting weights in both engines. `check_params` is the one check of a parameter
@@ -18,12 +22,49 @@ dict against a config: checkpoint.save / load and both engines' RNNLM use it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .config import ModelConfig
 from .errors import CheckpointError
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """One tail cluster of the adaptive softmax: token ids [start, stop), projected to `proj` units."""
+
+    start: int
+    stop: int
+    proj: int
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+def tail_clusters(cfg: ModelConfig) -> list[Cluster]:
+    """The adaptive softmax's tail clusters (empty for softmax full). Cluster i holds the ids
+    [c_i, c_{i+1}) with c = cutoffs + [K]; its projection has H // div_value**(i+1) units
+    (PyTorch's int(H // div_value**(i+1)), div_value a float)."""
+    if not cfg.adaptive:
+        return []
+    c = list(cfg.cutoffs) + [cfg.vocab_size]
+    return [Cluster(c[i], c[i + 1], int(cfg.hidden_dim // cfg.div_value ** (i + 1))) for i in range(len(c) - 1)]
+
+
+def _decoder_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    K, H = cfg.vocab_size, cfg.hidden_dim
+    if not cfg.adaptive:
+        return ({} if cfg.tie_weights else {"decoder.weight": (K, H)}) | {"decoder.bias": (K,)}
+    clusters = tail_clusters(cfg)
+    head = cfg.cutoffs[0] + len(clusters)  # the shortlist, then one entry per cluster
+    shapes: dict[str, tuple[int, ...]] = {"decoder.head.weight": (head, H), "decoder.head.bias": (head,)}
+    for i, cl in enumerate(clusters):
+        shapes[f"decoder.tail.{i}.0.weight"] = (cl.proj, H)
+        shapes[f"decoder.tail.{i}.1.weight"] = (cl.size, cl.proj)
+    return shapes
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -35,25 +76,27 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         shapes[f"rnn.weight_hh_l{n}"] = (G * H, H)
         shapes[f"rnn.bias_ih_l{n}"] = (G * H,)
         shapes[f"rnn.bias_hh_l{n}"] = (G * H,)
-    if not cfg.tie_weights:
-        shapes["decoder.weight"] = (K, H)
-    shapes["decoder.bias"] = (K,)
-    return shapes
+    return shapes | _decoder_shapes(cfg)
+
+
+def _init_bound(name: str, cfg: ModelConfig) -> float:
+    """Half-width of the uniform initial distribution of a parameter (0: zeros)."""
+    if name in ("decoder.bias", "decoder.head.bias"):
+        return 0.0
+    if name.startswith("rnn.") or name.endswith(".0.weight"):  # recurrent layers, tail projections
+        return 1.0 / np.sqrt(cfg.hidden_dim)
+    return 0.1
 
 
 def init_params(cfg: ModelConfig, seed: int = 0, dtype=np.float32) -> dict[str, np.ndarray]:
-    """Initial weights: embedding and decoder U(-0.1, 0.1), recurrent U(-1/sqrt(H), 1/sqrt(H)) as
-    PyTorch does, decoder bias zero."""
+    """Initial weights: embedding and output matrices U(-0.1, 0.1), recurrent layers and the
+    adaptive softmax's tail projections U(-1/sqrt(H), 1/sqrt(H)) as PyTorch does, biases of the
+    output layer zero."""
     rng = np.random.default_rng(seed)
-    bound = 1.0 / np.sqrt(cfg.hidden_dim)
     out: dict[str, np.ndarray] = {}
     for name, shape in param_shapes(cfg).items():
-        if name == "decoder.bias":
-            w = np.zeros(shape)
-        elif name.startswith("rnn."):
-            w = rng.uniform(-bound, bound, size=shape)
-        else:
-            w = rng.uniform(-0.1, 0.1, size=shape)
+        bound = _init_bound(name, cfg)
+        w = rng.uniform(-bound, bound, size=shape) if bound else np.zeros(shape)
         out[name] = w.astype(dtype)
     return out
 
@@ -89,4 +132,5 @@ def check_params(params: Mapping[str, Any], cfg: ModelConfig, where: str, *, dty
 
 def _described(cfg: ModelConfig) -> str:
     tied = ", tied weights" if cfg.tie_weights else ""
-    return f"a {cfg.cell} model with {cfg.num_layers} layer(s){tied}"
+    adaptive = f", adaptive softmax with cutoffs {cfg.cutoffs}" if cfg.adaptive else ""
+    return f"a {cfg.cell} model with {cfg.num_layers} layer(s){tied}{adaptive}"

@@ -5,6 +5,8 @@ field's metadata (`rnnkit.config.setting`) and "(default: ...)" from the datacla
 setting has one name and one description from the command line to config.json. Options are
 left None when not given (`given` collects the ones that were), so a recipe's value or the
 dataclass default applies; `keep_default=True` puts the dataclass default in the namespace.
+A list of strings is a repeatable option (`--stop A --stop B`); a list of integers takes its
+values after one flag (`--cutoffs 2000 10000`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import argparse
 import dataclasses
 from typing import Any
 
-from ..config import TrainConfig, field_types
+from ..config import TrainConfig, field_default, field_types
 from .common import finite_float, whole_number
 
 _NUMBER_TYPES = {int: whole_number, float: finite_float, int | None: whole_number}
@@ -69,16 +71,12 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def field_default(f: dataclasses.Field) -> Any:
-    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-
-
 def show_default(value: Any) -> str:
     """A default as --help prints it: on/off for booleans, none for an empty list."""
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, list):
-        return ", ".join(value) or "none"
+        return ", ".join(map(str, value)) or "none"
     return str(value)
 
 
@@ -102,6 +100,8 @@ def add_option(parser: Any, cls: type, f: dataclasses.Field, *, prefix: str = ""
         kw["action"] = Toggle
     elif typ == list[str]:
         kw.update(action="append", metavar="TEXT")
+    elif typ == list[int]:
+        kw.update(nargs="+", type=whole_number, metavar="N")
     elif f.metadata["choices"]:
         kw["choices"] = f.metadata["choices"]
     else:

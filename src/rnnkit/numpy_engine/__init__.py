@@ -1,4 +1,5 @@
-"""The numpy reference engine: cells with forward/backward, the RNNLM, optimizers, Trainer, gradcheck.
+"""The numpy reference engine: cells with forward/backward, the output layers (full and adaptive
+softmax, output.py), the RNNLM, optimizers (sparse-row aware), Trainer, gradcheck.
 
 Readable from-scratch code in the spirit of the classic RNN LM tutorial, vectorized over the
 batch and time-major, with PyTorch's parameter names, layouts and equations (rnnkit.params).

@@ -14,6 +14,10 @@ the numeric value, so ``floor`` (default 1e-4) keeps entries whose gradient is t
 dividing that noise by ~0: for |a| + |n| < floor the error is |a - n| / floor, i.e. at the
 1e-6 threshold the tests use, tiny entries must agree to an absolute 1e-10.
 
+With `softmax="adaptive"` the problem uses the adaptive softmax (default cut-offs [3, 5] of
+K = 7, div_value 2: a head of 3 + 2 entries and clusters projected to H // 2 and H // 4
+units), every cluster holding at least one kept target, so every tail tensor is checked.
+
 For a relu RNN the check is only meaningful away from the kink at 0: ``gradcheck`` refuses
 (ConfigError naming the seed) when some pre-activation lies within reach of the perturbation.
 """
@@ -84,26 +88,38 @@ def relu_margin(model: RNNLM, x, hidden=None) -> float:
     return margin
 
 
+ADAPTIVE_DEFAULTS = {"cutoffs": [3, 5], "div_value": 2.0}  # for vocab_size 7, hidden_dim 4
+
+
 def make_problem(cell: str = "rnn", num_layers: int = 1, nonlinearity: str = "tanh", seed: int = 0, *,
                  tie_weights: bool = False, vocab_size: int = 7, embed_dim: int = 5, hidden_dim: int = 4,
-                 seq_len: int = 5, batch_size: int = 3):
+                 seq_len: int = 5, batch_size: int = 3, softmax: str = "full", cutoffs: list[int] | None = None,
+                 div_value: float | None = None):
     """The small float64 problem gradcheck uses: (model, x, y, mask, hidden).
 
-    Random weights (decoder bias too), random ids, a mask with some zero targets, and a
-    random non-zero initial hidden. ``tie_weights`` forces embed_dim = hidden_dim."""
+    Random weights (output biases too), random ids, a mask with some zero targets, and a
+    random non-zero initial hidden. ``tie_weights`` forces embed_dim = hidden_dim. With the
+    adaptive softmax, the first kept targets are set so that every cluster has one."""
     if tie_weights:
         embed_dim = hidden_dim
+    adaptive = {}
+    if softmax == "adaptive":
+        adaptive = {"softmax": softmax, "cutoffs": list(cutoffs or ADAPTIVE_DEFAULTS["cutoffs"]),
+                    "div_value": float(div_value or ADAPTIVE_DEFAULTS["div_value"])}
     cfg = ModelConfig(vocab_size=vocab_size, cell=cell, nonlinearity=nonlinearity, embed_dim=embed_dim,
-                      hidden_dim=hidden_dim, num_layers=num_layers, tie_weights=tie_weights)
+                      hidden_dim=hidden_dim, num_layers=num_layers, tie_weights=tie_weights, **adaptive)
     params = init_params(cfg, seed, np.float64)
     rng = np.random.default_rng(seed + 1)
-    params["decoder.bias"] = rng.uniform(-0.1, 0.1, size=params["decoder.bias"].shape)
+    bias = "decoder.head.bias" if cfg.adaptive else "decoder.bias"
+    params[bias] = rng.uniform(-0.1, 0.1, size=params[bias].shape)
     model = RNNLM(cfg, params, dtype=np.float64)
     T, B = seq_len, batch_size
     x = rng.integers(0, vocab_size, size=(T, B))
     y = rng.integers(0, vocab_size, size=(T, B))
     mask = (rng.random((T, B)) > 0.3).astype(np.float64)
     mask[0, 0], mask[-1, -1] = 1.0, 0.0  # at least one kept and one dropped target
+    for j, start in enumerate(cfg.cutoffs):  # a kept target in every tail cluster
+        y.flat[j], mask.flat[j] = start, 1.0
     hidden = model.init_hidden(B)
     if cell == "lstm":
         hidden = [(rng.uniform(-0.5, 0.5, h.shape), rng.uniform(-0.5, 0.5, c.shape)) for h, c in hidden]
@@ -116,7 +132,8 @@ def make_problem(cell: str = "rnn", num_layers: int = 1, nonlinearity: str = "ta
 def gradcheck(cell: str = "rnn", num_layers: int = 1, nonlinearity: str = "tanh", seed: int = 0, *,
               tie_weights: bool = False, vocab_size: int = 7, embed_dim: int = 5, hidden_dim: int = 4,
               seq_len: int = 5, batch_size: int = 3, step: float = 1e-3, order: int = 4,
-              floor: float = 1e-4) -> dict[str, float]:
+              floor: float = 1e-4, softmax: str = "full", cutoffs: list[int] | None = None,
+              div_value: float | None = None) -> dict[str, float]:
     """Check the analytic gradient (full BPTT) of every parameter against finite differences.
 
     Returns {parameter name: worst relative error over its entries} (see module docstring).
@@ -125,7 +142,8 @@ def gradcheck(cell: str = "rnn", num_layers: int = 1, nonlinearity: str = "tanh"
     """
     model, x, y, mask, hidden = make_problem(
         cell, num_layers, nonlinearity, seed, tie_weights=tie_weights, vocab_size=vocab_size,
-        embed_dim=embed_dim, hidden_dim=hidden_dim, seq_len=seq_len, batch_size=batch_size)
+        embed_dim=embed_dim, hidden_dim=hidden_dim, seq_len=seq_len, batch_size=batch_size, softmax=softmax,
+        cutoffs=cutoffs, div_value=div_value)
     reach = 2 * step if order == 4 else step
     margin = relu_margin(model, x, hidden)
     if margin < 20 * reach:

@@ -4,7 +4,8 @@
     L   = - sum_t mask_t * ln o_t[y_t]        (a SUM of nats; callers divide once)
     dL/d logits_t = mask_t * (o_t - onehot(y_t))
 
-Log-softmax is the stable one (subtract the row maximum before exp). The training path,
+Log-softmax is the stable one (subtract the row maximum before exp). Scoring,
+`target_logprobs`, forms the logits of a few hundred rows at a time. The training path,
 `decoder_loss_backward`, runs decoder + softmax + their gradients over blocks of at most a
 few hundred rows, in place in one reused (R, K) buffer, so memory does not grow with T*B and
 a vocabulary of tens of thousands never needs a second block of that size.
@@ -20,6 +21,38 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     z -= np.log(np.exp(z).sum(axis=-1, keepdims=True))
     return z
+
+
+def block_rows(rows: int, K: int) -> int:
+    """Rows of logits per block: ~4M entries (16 MB in float32, cache-friendly at K ~ 10k), at
+    most 512, and at least 64 so that a very large K (267k words: 15 rows) does not turn the
+    dW accumulation into one pass over the whole (K, H) matrix per handful of rows."""
+    return max(1, min(rows, 512, max(64, (1 << 22) // K)))
+
+
+def target_logprobs(Hs: np.ndarray, W: np.ndarray, b: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """ln softmax(Hs W^T + b)[y] per row, float64 (N,), block_rows rows of logits at a time.
+
+        ln p(y) = z_y - max(z) - ln sum exp(z - max(z)),   z = W h + b
+    """
+    out = np.empty(Hs.shape[0], dtype=np.float64)
+    block = block_rows(Hs.shape[0], W.shape[0])
+    for r0 in range(0, Hs.shape[0], block):
+        z = Hs[r0 : r0 + block] @ W.T
+        z += b
+        yb = y[r0 : r0 + block]
+        target = z[np.arange(len(z)), yb]
+        zmax = z.max(axis=1)
+        z -= zmax[:, None]
+        np.exp(z, out=z)
+        out[r0 : r0 + len(z)] = target - zmax - np.log(z.sum(axis=1, dtype=np.float64))
+    return out
+
+
+def nll(logprobs: np.ndarray, y: np.ndarray, mask: np.ndarray) -> float:
+    """Summed masked negative log-likelihood of (N, K) log-probabilities: - sum_n mask_n logprobs_n[y_n]."""
+    picked = logprobs[np.arange(len(y)), y].astype(np.float64)
+    return float(-np.dot(picked, mask.astype(np.float64)))
 
 
 def cross_entropy(logits: np.ndarray, y: np.ndarray, mask: np.ndarray) -> float:
@@ -78,7 +111,7 @@ def decoder_loss_backward(Hs: np.ndarray, W: np.ndarray, b: np.ndarray, y: np.nd
     N, H = Hs.shape
     K = W.shape[0]
     if workspace is None:
-        workspace = np.empty((min(N, max(1, (1 << 22) // K)), K), dtype=Hs.dtype)
+        workspace = np.empty((block_rows(N, K), K), dtype=Hs.dtype)
     R = workspace.shape[0]
     Ha = np.empty((N, H + 1), dtype=Hs.dtype)  # [Hs, 1]
     Ha[:, :H], Ha[:, H] = Hs, 1.0

@@ -6,6 +6,7 @@ The tutorial's model, batched over sentences and time-major:
     e_t = E[x_t]                                  embedding lookup (the tutorial's U[:, x_t])
     s_t = tanh(U e_t + W s_{t-1} + b)             one line per layer (gru / lstm: cells.py)
     o_t = softmax(V s_t + c)                      decoder, V tied to E when tie_weights
+                                                  (or the adaptive softmax: output.py)
 
 Shapes: T time steps, B batch rows, D embed_dim, H hidden_dim, G gates, K vocab_size.
 
@@ -16,6 +17,11 @@ for that output). To do that without a loop per output, the backward pass keeps 
 each step split by its age a = t_out - t in an extra axis (k+1 of them): one step back ages
 every slice by one and drops the slice that has travelled k steps. Through a stack of layers
 the ages are passed down as well, so every layer sees the same truncation.
+
+`forward_backward(..., sparse=True)` is the Trainer's variant (untied weights, no weight
+decay): the embedding's gradient comes back as a RowGrad holding only the rows the window
+looked up (summed per distinct id, in the same order as the dense scatter-add, so the numbers
+are the same), and the adaptive softmax's tail clusters that no target fell in are left out.
 """
 
 from __future__ import annotations
@@ -25,9 +31,11 @@ import functools
 import numpy as np
 
 from ..config import ModelConfig
-from ..params import check_params, decoder_weight, init_params, param_shapes
+from ..params import check_params, init_params, param_shapes
 from .cells import STEPS
-from .loss import cross_entropy, decoder_loss_backward, log_softmax
+from .loss import cross_entropy, nll
+from .optim import RowGrad
+from .output import make_output
 
 
 def _validated(config: ModelConfig, params: dict, dtype) -> dict[str, np.ndarray]:
@@ -46,6 +54,7 @@ class RNNLM:
         if params is None:
             params = init_params(config, seed, self.dtype)
         self.params = _validated(config, params, self.dtype)
+        self.output = make_output(config, self.params)  # full or adaptive softmax (output.py)
         fwd, self._step_backward = STEPS[config.cell]
         if config.cell == "rnn":
             fwd = functools.partial(fwd, nonlinearity=config.nonlinearity)
@@ -62,10 +71,6 @@ class RNNLM:
 
     def num_parameters(self) -> int:
         return int(sum(v.size for v in self.params.values()))
-
-    @property
-    def decoder_weight(self) -> np.ndarray:
-        return decoder_weight(self.params)
 
     def init_hidden(self, batch_size: int) -> list:
         H = self.config.hidden_dim
@@ -150,10 +155,9 @@ class RNNLM:
         return X, new_hidden, (emb_mask, records)
 
     def _logits(self, Htop: np.ndarray) -> np.ndarray:
+        """(T, B, K): the decoder's logits (full softmax) or log-probabilities (adaptive)."""
         T, B, H = Htop.shape
-        logits = Htop.reshape(T * B, H) @ self.decoder_weight.T  # (T*B, K)
-        logits += self.params["decoder.bias"]
-        return logits.reshape(T, B, -1)
+        return self.output.logits(Htop.reshape(T * B, H)).reshape(T, B, -1)
 
     @staticmethod
     def _mask(y: np.ndarray, mask) -> np.ndarray:
@@ -175,7 +179,9 @@ class RNNLM:
             y = self._check_ids(y, "y")
             m = self._mask(y, mask)
             K = logits.shape[-1]
-            loss = cross_entropy(logits.reshape(-1, K), y.ravel(), m.ravel())
+            # the adaptive softmax's logits are already log-probabilities
+            loss_of = nll if self.config.adaptive else cross_entropy
+            loss = loss_of(logits.reshape(-1, K), y.ravel(), m.ravel())
             ntok = int(np.count_nonzero(m))
         return logits, loss, ntok, self._public(hid)
 
@@ -189,17 +195,8 @@ class RNNLM:
         H, ys = Htop.reshape(T * B, -1), y.reshape(-1)
         out = np.zeros(T * B, dtype=np.float64)
         rows = np.arange(T * B) if mask is None else np.flatnonzero(np.asarray(mask).reshape(-1))
-        W, b = self.decoder_weight, self.params["decoder.bias"]
-        for r0 in range(0, len(rows), 512):  # one (rows, K) block of logits at a time
-            # ln p(y) = z_y - max(z) - ln sum exp(z - max(z)),  z = W h + b
-            r = rows[r0 : r0 + 512]
-            z = H[r] @ W.T
-            z += b
-            target = z[np.arange(len(z)), ys[r]]
-            zmax = z.max(axis=1)
-            z -= zmax[:, None]
-            np.exp(z, out=z)
-            out[r] = target - zmax - np.log(z.sum(axis=1, dtype=np.float64))
+        if len(rows):
+            out[rows] = self.output.target_logprobs(H[rows], ys[rows])
         return out.reshape(T, B), self._public(hid)
 
     def step_logprobs(self, tokens, hidden):
@@ -207,18 +204,9 @@ class RNNLM:
         x = self._check_ids(np.asarray(tokens).reshape(1, -1), "tokens")
         hid = self._tuples(hidden, x.shape[1])
         Htop, hid, _ = self._stack_forward(x, hid)
-        return log_softmax(self._logits(Htop)[0].astype(np.float64)), self._public(hid)
+        return self.output.log_probs(Htop[0]), self._public(hid)
 
     # ------------------------------------------------------------ backward
-    def _workspace(self, rows: int) -> np.ndarray:
-        """A reused (R, K) block for logits / dlogits, R <= 512 rows (16 MB at K = 8000 in float32)."""
-        K = self.config.vocab_size
-        R = min(rows, max(1, min(512, (1 << 22) // K)))
-        ws = getattr(self, "_ws", None)
-        if ws is None or ws.shape[0] < R:
-            ws = self._ws = np.empty((R, K), dtype=self.dtype)
-        return ws[:R]
-
     def _layer_backward(self, n: int, dH: np.ndarray, record, grads: dict, per_age: bool):
         """BPTT through layer n. dH (T, A, B, H): error arriving at each output h_t, split by
         age (A = k+1 under truncation, else A = 1). Returns the error at the layer's input,
@@ -257,11 +245,15 @@ class RNNLM:
         grads[f"rnn.bias_hh_l{n}"] = dHP.sum(axis=(0, 1))
         return dX if per_age else dXP @ W_ih  # (T, A, B, D_n) or, for the embedding, (T, B, D)
 
-    def forward_backward(self, x, y, mask=None, hidden=None, bptt_truncate: int = 0, *, dropout_rng=None):
+    def forward_backward(self, x, y, mask=None, hidden=None, bptt_truncate: int = 0, *, dropout_rng=None,
+                         sparse: bool = False):
         """Loss and gradients of the SUMMED loss: (loss_sum, num_tokens, grads, final hidden).
 
         `dropout_rng` (a numpy Generator): apply the config's dropout with masks drawn from it
-        (Trainer does this); None = no dropout."""
+        (Trainer does this); None = no dropout. `sparse` (the Trainer's, for untied weights):
+        the embedding's gradient is a RowGrad of the rows the window used, and parameters whose
+        gradient is zero because no target reached them (adaptive-softmax tail clusters) are
+        left out; otherwise every gradient is a dense array, in parameter order."""
         cfg = self.config
         x, y = self._check_ids(x, "x"), self._check_ids(y, "y")
         if x.shape != y.shape:
@@ -275,14 +267,10 @@ class RNNLM:
         hid = self._tuples(hidden, B)
         Htop, hid, (emb_mask, records) = self._stack_forward(x, hid, rng=dropout_rng, keep=True)
         H = cfg.hidden_dim
-        # o_t = softmax(V s_t + c): decoder, loss and their gradients, a block of rows at a time
-        loss, dtop, dWd, db = decoder_loss_backward(
-            Htop.reshape(T * B, H), self.decoder_weight, self.params["decoder.bias"], y.ravel(), m.ravel(),
-            self._workspace(T * B))
-        grads: dict[str, np.ndarray] = {"decoder.bias": db}
-        dtop = dtop.reshape(T, B, H)  # (T, B, H)
+        # o_t = softmax(V s_t + c) (or the adaptive softmax): loss and gradients, a block of rows at a time
+        loss, dtop, grads = self.output.loss_backward(Htop.reshape(T * B, H), y.ravel(), m.ravel())
         dH = np.zeros((T, A, B, H), dtype=self.dtype)
-        dH[:, 0] = dtop  # age 0: the error of the output at this very step
+        dH[:, 0] = dtop.reshape(T, B, H)  # age 0: the error of the output at this very step
         for n in reversed(range(cfg.num_layers)):
             out_mask = records[n][3]
             if out_mask is not None:
@@ -291,13 +279,24 @@ class RNNLM:
         dE = dH  # (T, B, D)
         if emb_mask is not None:
             dE = dE * emb_mask
-        D = dE.shape[-1]
-        dEmb = np.zeros_like(self.params["embedding.weight"])
-        np.add.at(dEmb, x.ravel(), dE.reshape(T * B, D))  # scatter-add rows of the looked-up ids
-        if cfg.tie_weights:
-            dEmb += dWd
-        else:
-            grads["decoder.weight"] = dWd
-        grads["embedding.weight"] = dEmb
-        grads = {name: grads[name] for name in self.params}  # parameter order
+        grads["embedding.weight"] = self._embedding_gradient(x, dE, grads, sparse and not cfg.tie_weights)
+        if sparse:
+            grads = {name: grads[name] for name in self.params if name in grads}
+        else:  # parameter order, zeros where no target reached
+            grads = {name: grads[name] if name in grads else np.zeros_like(w) for name, w in self.params.items()}
         return loss, int(np.count_nonzero(m)), grads, self._public(hid)
+
+    def _embedding_gradient(self, x: np.ndarray, dE: np.ndarray, grads: dict, sparse: bool):
+        """Scatter-add the error at each looked-up row: a dense (K, D) array, or a RowGrad of
+        the distinct ids of x. A tied decoder's weight gradient is added (and its entry removed)."""
+        D = dE.shape[-1]
+        if sparse:
+            rows, inverse = np.unique(x.ravel(), return_inverse=True)
+            values = np.zeros((len(rows), D), dtype=self.dtype)
+            np.add.at(values, inverse.ravel(), dE.reshape(-1, D))
+            return RowGrad(rows, values)
+        dEmb = np.zeros_like(self.params["embedding.weight"])
+        np.add.at(dEmb, x.ravel(), dE.reshape(-1, D))  # scatter-add rows of the looked-up ids
+        if self.config.tie_weights:
+            dEmb += grads.pop("decoder.weight")
+        return dEmb

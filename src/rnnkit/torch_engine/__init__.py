@@ -1,6 +1,7 @@
 """rnnkit's fast engine: the same model and contract as numpy_engine, in PyTorch.
 
-`RNNLM` (numpy in, numpy out; cuDNN on a GPU), `Trainer` (SGD / RMSprop / Adam, clipping,
+`RNNLM` (numpy in, numpy out; cuDNN on a GPU; the full or the adaptive softmax: adaptive.py),
+`Trainer` (SGD / RMSprop / Adam, sparse embedding updates, clipping,
 mixed precision on CUDA, DistributedDataParallel under torchrun) and the distributed helpers.
 Importing this package imports torch; the rest of rnnkit does not.
 """

@@ -29,14 +29,15 @@ _local = threading.local()
 
 
 def _block(rows: int, like: torch.Tensor, K: int) -> torch.Tensor:
-    """A reused (rows, K) scratch block with row stride padded to 16 (this thread's own)."""
+    """A reused (rows, K) scratch block with row stride padded to 16: a view of this thread's
+    one flat buffer, grown as needed, so output layers of several widths (the adaptive
+    softmax's head and tails) share it instead of each allocating afresh."""
     Kp = -(-K // 16) * 16
     buf = getattr(_local, "block", None)
-    if buf is None or buf.dtype != like.dtype or buf.device != like.device or buf.shape[1] != Kp \
-            or buf.shape[0] < rows:
+    if buf is None or buf.dtype != like.dtype or buf.device != like.device or buf.numel() < rows * Kp:
         with torch.inference_mode(False):  # usable both by scoring and inside autograd
-            buf = _local.block = like.new_empty(rows, Kp)
-    return buf[:rows, :K]
+            buf = _local.block = like.new_empty(rows * Kp)
+    return buf[: rows * Kp].view(rows, Kp)[:, :K]
 
 
 def _exp_rows_(z: torch.Tensor, logits) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,10 +1,13 @@
 """The PyTorch engine's model: `LMModule` (an nn.Module) and the `RNNLM` wrapper.
 
 `LMModule` holds submodules named `embedding` (nn.Embedding), `rnn` (nn.RNN / nn.GRU /
-nn.LSTM, time-major) and `decoder` (nn.Linear), so its parameter names are exactly
-`rnnkit.params.param_shapes(config)`; with `tie_weights` the decoder's weight *is* the
-embedding's Parameter and is left out of the exported hidden dict. On a GPU nn.RNN/GRU/LSTM
-run cuDNN kernels.
+nn.LSTM, time-major) and `decoder` (nn.Linear, or nn.AdaptiveLogSoftmaxWithLoss for softmax
+adaptive: adaptive.py), so its parameter names are exactly `rnnkit.params.param_shapes(config)`;
+with `tie_weights` the decoder's weight *is* the embedding's Parameter and is left out of the
+exported hidden dict. On a GPU nn.RNN/GRU/LSTM run cuDNN kernels. What `forward` returns as
+logits is the decoder's output for the full softmax and the log-probabilities for the adaptive
+one (docs/contracts.md). The Trainer may switch the embedding to sparse gradients
+(`embedding.sparse`, SGD without weight decay); `forward_backward` still returns dense ones.
 
 `RNNLM` wraps the module with the engine contract of docs/contracts.md: numpy in, numpy
 out; the recurrent hidden is a list with one entry per layer, a (B, H) tensor or an (h, c)
@@ -26,6 +29,7 @@ from torch import nn
 from ..config import ModelConfig
 from ..errors import ConfigError
 from ..params import check_params, init_params, param_shapes
+from .adaptive import adaptive_loss, adaptive_target_logprobs
 from .fused import fused_linear_cross_entropy, target_logprobs
 
 _DTYPES = {
@@ -70,7 +74,7 @@ def refuse_bptt_truncate(bptt_truncate: int) -> None:
 
 
 class LMModule(nn.Module):
-    """Embedding -> dropout -> stacked RNN/GRU/LSTM -> dropout -> linear decoder."""
+    """Embedding -> dropout -> stacked RNN/GRU/LSTM -> dropout -> linear decoder or adaptive softmax."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -87,7 +91,11 @@ class LMModule(nn.Module):
         else:
             self.rnn = nn.LSTM(D, H, L, dropout=between)
         self.out_drop = nn.Dropout(config.dropout)
-        self.decoder = nn.Linear(H, K)
+        if config.adaptive:
+            self.decoder = nn.AdaptiveLogSoftmaxWithLoss(H, K, list(config.cutoffs), div_value=config.div_value,
+                                                         head_bias=True)
+        else:
+            self.decoder = nn.Linear(H, K)
         if config.tie_weights:
             self.decoder.weight = self.embedding.weight
 
@@ -96,13 +104,31 @@ class LMModule(nn.Module):
         """x (T, B) int64 -> logits (T, B, K) and the new packed ((L, B, H) or an (h, c) pair).
 
         With targets y (T, B) and mask (T, B): the summed masked cross-entropy instead of the
-        logits, through the fused chunked decoder (for CPU training; see fused.py)."""
+        logits, through the fused chunked decoder (see fused.py, adaptive.py)."""
         out, packed = self.hidden_states(x, packed)
-        if y is None:
-            return self.decoder(out), packed
         h = out.reshape(-1, out.shape[-1])
-        return fused_linear_cross_entropy(h, self.decoder.weight, self.decoder.bias, y.reshape(-1),
-                                          mask.reshape(-1)), packed
+        if y is None:
+            logits = self.decoder.log_prob(h) if self.config.adaptive else self.decoder(h)
+            return logits.reshape(*out.shape[:-1], -1), packed
+        return self.loss(h, y.reshape(-1), mask.reshape(-1)), packed
+
+    def loss(self, h: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Summed masked nats -ln p(y | h) of rows h (N, H), y (N,), mask (N,)."""
+        if self.config.adaptive:
+            return adaptive_loss(h, self.decoder, y, mask)
+        return fused_linear_cross_entropy(h, self.decoder.weight, self.decoder.bias, y, mask)
+
+    def target_logprobs(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """ln p(y | h) per row (N,), the decoder run only as far as the targets need."""
+        if self.config.adaptive:
+            return adaptive_target_logprobs(h, self.decoder, y)
+        return target_logprobs(h, self.decoder.weight, self.decoder.bias, y)
+
+    def log_probs(self, h: torch.Tensor) -> torch.Tensor:
+        """ln p(k | h) for every id (N, K)."""
+        if self.config.adaptive:
+            return self.decoder.log_prob(h)
+        return torch.log_softmax(self.decoder(h), dim=-1)
 
     def hidden_states(self, x: torch.Tensor, packed: Any = None) -> tuple[torch.Tensor, Any]:
         """Embedding -> dropout -> RNN -> dropout: the top layer's outputs (T, B, H) and the new packed."""
@@ -230,10 +256,12 @@ class RNNLM:
         """Summed nats over the mask (a 0-dim tensor, not synced) and the token count."""
         T, B, K = logits.shape
         yt = self._ids(y, "y").reshape(-1)
+        # the adaptive softmax's logits are already log-probabilities
+        nll_of = F.nll_loss if self.config.adaptive else F.cross_entropy
         if mask is None:
-            return F.cross_entropy(logits.reshape(-1, K), yt, reduction="sum"), T * B
+            return nll_of(logits.reshape(-1, K), yt, reduction="sum"), T * B
         m = np.asarray(mask)
-        nll = F.cross_entropy(logits.reshape(-1, K), yt, reduction="none")
+        nll = nll_of(logits.reshape(-1, K), yt, reduction="none")
         mt = torch.as_tensor(m.reshape(-1), device=self.device, dtype=nll.dtype)
         return (nll * mt).sum(), int(np.count_nonzero(m))
 
@@ -255,14 +283,13 @@ class RNNLM:
         self.module.eval()
         with torch.inference_mode():
             out, packed = self.module.hidden_states(self._ids(x), self.pack_hidden(hidden, x.shape[1]))
-            dec = self.module.decoder
             h, ys = out.reshape(-1, out.shape[-1]), self._ids(y, "y").reshape(-1)
             if mask is None:
-                logp = target_logprobs(h, dec.weight, dec.bias, ys)
+                logp = self.module.target_logprobs(h, ys)
             else:
                 rows = torch.as_tensor(np.flatnonzero(np.asarray(mask).reshape(-1)), device=self.device)
                 logp = torch.zeros(h.shape[0], dtype=h.dtype, device=self.device)
-                logp[rows] = target_logprobs(h.index_select(0, rows), dec.weight, dec.bias, ys.index_select(0, rows))
+                logp[rows] = self.module.target_logprobs(h.index_select(0, rows), ys.index_select(0, rows))
         return logp.reshape(x.shape).to(torch.float64).cpu().numpy(), self.unpack_hidden(packed)
 
     def step_logprobs(self, tokens: Any, hidden: list | None = None) -> tuple[np.ndarray, list]:
@@ -270,8 +297,8 @@ class RNNLM:
         tok = np.asarray(tokens).reshape(1, -1)
         self.module.eval()
         with torch.no_grad():
-            logits, packed = self.module(self._ids(tok, "tokens"), self.pack_hidden(hidden, tok.shape[1]))
-            logp = torch.log_softmax(logits[0], dim=-1)
+            out, packed = self.module.hidden_states(self._ids(tok, "tokens"), self.pack_hidden(hidden, tok.shape[1]))
+            logp = self.module.log_probs(out[0])
         return logp.to(torch.float64).cpu().numpy(), self.unpack_hidden(packed)
 
     def forward_backward(self, x: Any, y: Any, mask: Any = None, hidden: list | None = None,
@@ -283,13 +310,14 @@ class RNNLM:
         x = np.asarray(x)
         self.module.eval()
         self.module.zero_grad(set_to_none=True)
-        with torch.enable_grad():
-            logits, packed = self.module(self._ids(x), self.pack_hidden(hidden, x.shape[1]))
-            loss, n = self.loss_terms(logits, y, mask)
+        m = np.ones(x.shape) if mask is None else np.asarray(mask)
+        with torch.enable_grad():  # the training path: the fused decoder and loss
+            loss, packed = self.module(self._ids(x), self.pack_hidden(hidden, x.shape[1]), y=self._ids(y, "y"),
+                                       mask=torch.as_tensor(m, device=self.device, dtype=self.dtype))
             loss.backward()
         grads = {}
         for name, p in self.named_parameters():
-            g = p.grad if p.grad is not None else torch.zeros_like(p)
+            g = torch.zeros_like(p) if p.grad is None else p.grad.to_dense() if p.grad.is_sparse else p.grad
             grads[name] = g.detach().cpu().numpy().copy()
         self.module.zero_grad(set_to_none=True)
-        return float(loss.detach()), n, grads, self.unpack_hidden(packed)
+        return float(loss.detach()), int(np.count_nonzero(m)), grads, self.unpack_hidden(packed)

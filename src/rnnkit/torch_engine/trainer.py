@@ -11,6 +11,17 @@ DistributedDataParallel; the token (or sequence) count is all-reduced first and 
 is scaled by world_size / global_count, so after DDP's averaging every rank holds the
 gradient of the global sum / global count: 2 ranks with batch B equal 1 rank with batch 2B.
 
+The embedding's gradient covers only the rows a batch looked up. With untied weights and one
+process (`sparse_embedding`) the embedding hands back a sparse gradient (coalesced: one row per
+distinct id), and then:
+- SGD without weight decay (`sparse_step`) updates only those rows, and leaves alone a
+  parameter that got no gradient (an adaptive-softmax tail cluster no target reached): the
+  same numbers as the dense step, whose gradients there are zero;
+- Adam, RMSprop and weight decay, whose updates move every entry each step, get the rows
+  written into a zero (K, D) buffer kept between steps (the previous step's rows are cleared
+  first) instead of a freshly allocated and zeroed dense gradient each step.
+Adam on the CPU is PyTorch's fused one (the same update in one pass over each tensor).
+
 Mixed precision (CUDA only): amp "bf16" autocasts to bfloat16; "fp16" autocasts to float16
 with a GradScaler (steps whose scaled gradients overflow are skipped, as GradScaler does).
 
@@ -40,6 +51,11 @@ from .model import RNNLM, refuse_bptt_truncate
 
 # the moments of the trainer-state scheme (rnnkit.trainer_keys) -> torch.optim's state names
 _TORCH_MOMENTS = {"sgd": {}, "rmsprop": {"v": "square_avg"}, "adam": {"m": "exp_avg", "v": "exp_avg_sq"}}
+
+
+def _entries(g: torch.Tensor) -> torch.Tensor:
+    """The stored entries of a gradient: itself, or a (coalesced) sparse one's values."""
+    return g._values() if g.is_sparse else g
 
 
 def _grad_scaler():
@@ -75,6 +91,11 @@ class Trainer:
         torch.manual_seed(train.seed + self.rank)
         self.named = model.named_parameters()
         self.params = [p for _, p in self.named]
+        # the embedding's gradient as the rows a batch touches; SGD without weight decay updates only those
+        self.sparse_embedding = not model.config.tie_weights and self.world_size == 1
+        self.sparse_step = self.sparse_embedding and train.optimizer == "sgd" and not train.weight_decay
+        self._dense_grad: torch.Tensor | None = None  # kept zero buffer for the embedding's dense gradient
+        self._dirty_rows: torch.Tensor | None = None  # its rows written last (None: clear it all)
         if self.world_size > 1:
             ids = None
             if dev.type == "cuda":
@@ -89,7 +110,10 @@ class Trainer:
             return torch.optim.SGD(self.params, lr=train.lr)
         if train.optimizer == "rmsprop":
             return torch.optim.RMSprop(self.params, lr=train.lr, alpha=0.9, eps=1e-8)
-        return torch.optim.Adam(self.params, lr=train.lr, betas=(0.9, 0.999), eps=1e-8)
+        # on the CPU PyTorch's fused Adam: the same update in one pass over each tensor (~9x faster
+        # than the per-operation loop on a 53M-entry embedding)
+        fused = True if self.model.device.type == "cpu" else None
+        return torch.optim.Adam(self.params, lr=train.lr, betas=(0.9, 0.999), eps=1e-8, fused=fused)
 
     @property
     def lr(self) -> float:
@@ -114,6 +138,7 @@ class Trainer:
         loss or gradient raises NonFiniteError before anything changes."""
         x = np.asarray(x)
         self.net.train()
+        self.model.module.embedding.sparse = self.sparse_embedding
         self.optimizer.zero_grad(set_to_none=True)
         loss_sum, n, packed = self._forward(x, y, mask, hidden)
         loss_val = float(loss_sum.detach())
@@ -127,11 +152,12 @@ class Trainer:
     def _forward(self, x: np.ndarray, y, mask, hidden):
         """(summed nats as a graph tensor, unmasked token count, nn.RNN's new hidden)."""
         model = self.model
-        if model.device.type == "cpu":  # fused chunked decoder + loss: the logits are never stored whole
+        if model.device.type == "cpu" or model.config.adaptive:  # fused chunked decoder + loss (fused.py)
             m = np.ones(x.shape, dtype=np.float32) if mask is None else np.asarray(mask, dtype=np.float32)
-            loss_sum, packed = self.net(model._ids(x), model.pack_hidden(hidden, x.shape[1]), y=model._ids(y, "y"),
-                                        mask=torch.as_tensor(m, device=model.device))
-            return loss_sum, int(np.count_nonzero(m)), packed
+            with self._autocast():
+                loss_sum, packed = self.net(model._ids(x), model.pack_hidden(hidden, x.shape[1]),
+                                            y=model._ids(y, "y"), mask=torch.as_tensor(m, device=model.device))
+            return loss_sum.float() if self._autocast_dtype else loss_sum, int(np.count_nonzero(m)), packed
         with self._autocast():
             logits, packed = self.net(model._ids(x), model.pack_hidden(hidden, x.shape[1]))
         if self._autocast_dtype is not None:
@@ -162,17 +188,15 @@ class Trainer:
         False when an fp16 overflow made GradScaler skip the step."""
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        for p in self.params:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-        grads = [p.grad for p in self.params]
-        if self.train.weight_decay:
+        named = self._gradients()
+        grads = [g for _, g in named]
+        if self.train.weight_decay:  # (every gradient dense then: weight decay turns the sparse step off)
             for p, g in zip(self.params, grads):
                 g.add_(p.detach(), alpha=self.train.weight_decay)
-        norm_val = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+        norm_val = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(_entries(g)) for g in grads])))
         if not math.isfinite(norm_val):
             if self.scaler is None:
-                bad = next(name for (name, _), g in zip(self.named, grads) if not bool(torch.isfinite(g).all()))
+                bad = next(name for name, g in named if not bool(torch.isfinite(_entries(g)).all()))
                 raise NonFiniteError(f"step {self.steps + 1}: gradient of {bad} is non-finite; "
                                      "weights left unchanged")
         elif self.train.clip > 0 and norm_val > self.train.clip:
@@ -185,6 +209,36 @@ class Trainer:
         self.scaler.step(self.optimizer)  # skips the update itself when the gradients overflowed
         self.scaler.update()
         return math.isfinite(norm_val)
+
+    def _gradients(self) -> list[tuple[str, torch.Tensor]]:
+        """(name, gradient) of the parameters the optimizer will update: for the sparse step
+        those that got one (the embedding's sparse, coalesced), else every parameter, dense
+        (zeros where backward left none)."""
+        out = []
+        for name, p in self.named:
+            g = p.grad
+            if g is not None and g.is_sparse:
+                g = g.coalesce() if self.sparse_step else self._densified(g.coalesce())
+            elif g is None and not self.sparse_step:
+                g = torch.zeros_like(p)
+            p.grad = g
+            if g is not None:
+                out.append((name, g))
+        return out
+
+    def _densified(self, g: torch.Tensor) -> torch.Tensor:
+        """A coalesced sparse gradient written into the kept dense buffer, cleared first where
+        the previous step wrote (all of it after weight decay, which writes everywhere)."""
+        if self._dense_grad is None:
+            self._dense_grad = torch.zeros(g.shape, dtype=g.dtype, device=g.device)
+        elif self._dirty_rows is None:
+            self._dense_grad.zero_()
+        else:
+            self._dense_grad.index_fill_(0, self._dirty_rows, 0.0)
+        rows = g._indices()[0]
+        self._dense_grad.index_copy_(0, rows, g._values())
+        self._dirty_rows = None if self.train.weight_decay else rows
+        return self._dense_grad
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, np.ndarray]:
