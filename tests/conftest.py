@@ -14,6 +14,17 @@ from rnnkit.text import Vocab, WordTokenizer
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _id_cache_of_the_session(tmp_path_factory):
+    """Corpora the tests encode go to an id cache of this session, not the user's ~/.cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RNNKIT_CACHE", str(tmp_path_factory.mktemp("id-cache")))
+    yield
+    mp.undo()
+
+
 TINY_CORPUS = [
     "the cat sat on the mat .",
     "the dog sat on the log .",
