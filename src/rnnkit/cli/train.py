@@ -22,8 +22,10 @@ SECTIONS = {"model": ModelConfig, "tokenizer": TokenizerConfig, "train": TrainCo
 
 DESCRIPTION = """\
 Train a word- or character-level RNN / GRU / LSTM language model. CORPUS is a text file (one
-sentence per line, running text, PTB style or CSV: --corpus-format) or a known dataset (below).
-The best model by validation is kept in --out with metrics.jsonl; --resume continues an
+sentence per line, running text, PTB style or CSV: --corpus-format), a directory or a quoted
+glob of such files (shards, read in sorted order), or a known dataset (below). The corpus is
+encoded once into an id file that training memory-maps, kept in the id cache ($RNNKIT_CACHE,
+else ~/.cache/rnnkit/ids) for the next run on the same files and options. The best model by validation is kept in --out with metrics.jsonl; --resume continues an
 interrupted run exactly. Options given here override the recipe's; the option names are the
 field names of config.json and of recipes (--hidden-dim is hidden_dim)."""
 
@@ -31,7 +33,7 @@ field names of config.json and of recipes (--hidden-dim is hidden_dim)."""
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("train", help="train a model on a corpus", description=DESCRIPTION,
                               epilog=datasets_help())
-    p.add_argument("corpus", metavar="CORPUS", nargs="?", help="a file or a dataset name (may come from the recipe)")
+    p.add_argument("corpus", metavar="CORPUS", nargs="?", help="a file, directory, glob or dataset name (may come from the recipe)")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="the model directory to write")
     p.add_argument("--valid", metavar="FILE",
                    help="validation file (default: the dataset's own split, else the last --valid-fraction)")
@@ -59,7 +61,7 @@ def resolve_train_args(args: argparse.Namespace) -> dict[str, Any]:
     recipe = load_recipe(args.recipe) if args.recipe else {}
     corpus = args.corpus or recipe.get("corpus")
     if not corpus:
-        raise ConfigError("train: give a CORPUS (a file or a dataset name) or a --recipe that names one")
+        raise ConfigError("train: give a CORPUS (a file, directory, glob or dataset name) or a --recipe that names one")
     source = f" ({recipe['_path']} and the command line)" if recipe else ""
     model, tok, cfg = (_merged(recipe, s, args) for s in SECTIONS)
     ModelConfig.from_dict({"vocab_size": 2, **model}, f"model options{source}")  # early, clear errors
