@@ -77,7 +77,8 @@ def run_recipe(name: str, args: argparse.Namespace, cmd: str) -> tuple[float, fl
     tok = TokenizerConfig(**r.get("tokenizer", {}))
     out = Path(args.out or ROOT / "runs") / name
     t0 = time.perf_counter()
-    res = train(r["corpus"], out, valid=r.get("valid"), model=dict(r.get("model", {})), tokenizer=tok, config=cfg)
+    res = train(r["corpus"], out, valid=r.get("valid"), model=dict(r.get("model", {})), tokenizer=tok, config=cfg,
+                overwrite=out.exists())
     wall = time.perf_counter() - t0
     target = r.get("target", {})
     if r.get("test"):

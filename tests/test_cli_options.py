@@ -108,7 +108,7 @@ def test_train_help_lists_each_field_once_with_its_dataclass_default(monkeypatch
         assert text.startswith(f.metadata["help"][:30]), f.name
         for alias in f.metadata["aliases"]:
             assert alias in text and alias not in by_flag, alias
-    assert sorted(by_flag) == ["--help", "--out", "--quiet", "--recipe", "--resume", "--valid"]
+    assert sorted(by_flag) == ["--help", "--out", "--overwrite", "--quiet", "--recipe", "--resume", "--valid"]
 
 
 def test_train_options_not_given_stay_none():

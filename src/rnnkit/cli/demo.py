@@ -1,16 +1,19 @@
 """`rnnkit demo`: train a small word-level model offline on the Python documentation that
 ships with CPython, then show what it learned: validation perplexity against a unigram
-baseline, generated sentences, and the scores of a grammatical and a scrambled sentence."""
+baseline, generated sentences, and the scores of a grammatical and a scrambled sentence.
+Run again, it replaces the model of its previous run (and only such a model) in --out."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from ..config import TokenizerConfig, TrainConfig
+from ..errors import ConfigError
 from .common import finite_float, nonneg_int, whole_number
 from .options import add_engine_options
 
@@ -19,6 +22,7 @@ SCRAMBLED = "list the returns of items new a function the ."
 
 DEMO_MODEL = {"cell": "gru", "embed_dim": 96, "hidden_dim": 128, "num_layers": 1}
 DEMO_TOKENIZER = TokenizerConfig(level="word", lowercase=True, max_vocab=5000, min_count=2)
+DEMO_CORPUS = "python-docs"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -26,7 +30,8 @@ def add_parser(subparsers: Any) -> None:
                               description="Trains a word-level model on the Python documentation that ships with "
                                           "CPython (no downloads), then evaluates, generates and scores with it.")
     p.add_argument("--out", default="rnnkit-demo-model", metavar="MODEL_DIR",
-                   help="where to save the model (default: ./rnnkit-demo-model)")
+                   help="where to save the model; a model of an earlier demo there is replaced, any other is "
+                        "refused (default: ./rnnkit-demo-model)")
     p.add_argument("--minutes", type=finite_float, default=1.0, metavar="X", help="training time budget (default: 1)")
     p.add_argument("--max-steps", type=nonneg_int, default=0, metavar="N",
                    help="stop after N updates instead of the time budget (default: 0 = use --minutes)")
@@ -53,13 +58,14 @@ def run_demo(out: Path, minutes: float = 1.0, max_steps: int = 0, engine: str = 
     from .. import api
     from ..training import train
 
+    overwrite = _replaceable(out)
     t0 = time.perf_counter()
     budget = f"{max_steps:,} steps" if max_steps else f"about {minutes:g} minute(s)"
     print(f"rnnkit demo: training a {DEMO_MODEL['cell'].upper()} language model on the Python documentation "
           f"(pydoc_data, ships with CPython) for {budget} on the {engine} engine...")
-    res = train("python-docs", out, model=dict(DEMO_MODEL), tokenizer=DEMO_TOKENIZER,
+    res = train(DEMO_CORPUS, out, model=dict(DEMO_MODEL), tokenizer=DEMO_TOKENIZER,
                 config=demo_config(minutes, max_steps, engine, device, seed), progress=progress,
-                log=lambda m: print("  " + m, file=sys.stderr))
+                log=lambda m: print("  " + m, file=sys.stderr), overwrite=overwrite)
     lm = api.load(out, engine=engine, device=device)
     better = res.valid.ppl < res.unigram.ppl
     _report_training(res, lm, better)
@@ -67,6 +73,28 @@ def run_demo(out: Path, minutes: float = 1.0, max_steps: int = 0, engine: str = 
     _report_next(out)
     print(f"(demo took {time.perf_counter() - t0:.0f} s)")
     return 0 if better else 1
+
+
+def _replaceable(out: Path) -> bool:
+    """Whether `out` holds a model (or a run) that an earlier demo made, or a run stopped before
+    it saved a model: that one is replaced; an empty or missing directory needs nothing
+    replaced; anything else is refused."""
+    from ..training.corpus import source_identity
+    from ..training.rundir import run_files
+
+    found = run_files(out)
+    if not found:
+        return False
+    if found == ["metrics.jsonl"]:
+        return True
+    try:
+        data = json.loads((out / "trainer_state" / "state.json").read_text(encoding="utf-8"))["data"]
+        if data["corpus"] == source_identity(DEMO_CORPUS):
+            return True
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    raise ConfigError(f"{out}: holds a model or a run that rnnkit demo did not make; give the demo another --out "
+                      "(or remove it)")
 
 
 def _report_training(res: Any, lm: Any, better: bool) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..checkpoint import load_config
 from ..config import ModelConfig, TokenizerConfig, TrainConfig
 from ..errors import ConfigError
 from ..recipes import load_recipe
@@ -25,9 +26,11 @@ Train a word- or character-level RNN / GRU / LSTM language model. CORPUS is a te
 sentence per line, running text, PTB style or CSV: --corpus-format), a directory or a quoted
 glob of such files (shards, read in sorted order), or a known dataset (below). The corpus is
 encoded once into an id file that training memory-maps, kept in the id cache ($RNNKIT_CACHE,
-else ~/.cache/rnnkit/ids) for the next run on the same files and options. The best model by validation is kept in --out with metrics.jsonl; --resume continues an
-interrupted run exactly. Options given here override the recipe's; the option names are the
-field names of config.json and of recipes (--hidden-dim is hidden_dim)."""
+else ~/.cache/rnnkit/ids) for the next run on the same files and options. The best model by
+validation is kept in --out with metrics.jsonl. A directory that already holds a model or a run
+is refused unless --resume (continue it exactly) or --overwrite (replace it) is given, and one
+run at a time trains into a directory (it is locked). Options given here override the recipe's;
+the option names are the field names of config.json and of recipes (--hidden-dim is hidden_dim)."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -38,7 +41,14 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--valid", metavar="FILE",
                    help="validation file (default: the dataset's own split, else the last --valid-fraction)")
     p.add_argument("--recipe", metavar="NAME|FILE.toml", help="a shipped recipe by name, or a TOML file")
-    p.add_argument("--resume", action="store_true", help="continue from MODEL_DIR/trainer_state")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in MODEL_DIR from its trainer_state/ (a new run if MODEL_DIR is empty); "
+                        "options not given take the saved run's values (--max-steps and --max-minutes: no limit), "
+                        "options given must equal them, the corpus files too, except --epochs, --max-steps, "
+                        "--max-minutes, --early-stop, --eval-every, --checkpoint-every")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the model or run in MODEL_DIR: the old one is kept until the new run saves its "
+                        "first checkpoint, then swapped out (a run that fails before that leaves it as it was)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     for section, cls in SECTIONS.items():
         group = p.add_argument_group(f"{section} options (recipe section [{section}])")
@@ -57,17 +67,21 @@ def _merged(recipe: dict[str, Any], section: str, args: argparse.Namespace) -> d
 
 
 def resolve_train_args(args: argparse.Namespace) -> dict[str, Any]:
-    """Merge defaults < recipe < command line into configs; returns the train() keyword arguments."""
+    """Merge recipe < command line into the options chosen, checked over the defaults (a
+    resumed run puts them over the saved run's instead); returns the train() keyword arguments:
+    model, tokenizer and config are dicts of the options chosen."""
     recipe = load_recipe(args.recipe) if args.recipe else {}
     corpus = args.corpus or recipe.get("corpus")
     if not corpus:
         raise ConfigError("train: give a CORPUS (a file, directory, glob or dataset name) or a --recipe that names one")
     source = f" ({recipe['_path']} and the command line)" if recipe else ""
     model, tok, cfg = (_merged(recipe, s, args) for s in SECTIONS)
-    ModelConfig.from_dict({"vocab_size": 2, **model}, f"model options{source}")  # early, clear errors
-    return {"corpus": corpus, "valid": args.valid or recipe.get("valid"), "model": model,
-            "tokenizer": TokenizerConfig.from_dict(tok, f"tokenizer options{source}"),
-            "config": TrainConfig.from_dict(cfg, f"train options{source}")}
+    if not getattr(args, "resume", False):  # early, clear errors (resumed: over the saved values, in train())
+        ModelConfig.check_options(model, f"model options{source}")
+    TokenizerConfig.from_dict(tok, f"tokenizer options{source}")
+    TrainConfig.from_dict(cfg, f"train options{source}")
+    return {"corpus": corpus, "valid": args.valid or recipe.get("valid"), "model": model, "tokenizer": tok,
+            "config": cfg}
 
 
 def summary(res: Any, level: str) -> str:
@@ -86,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
     kw = resolve_train_args(args)
     res = train(kw["corpus"], args.out, valid=kw["valid"], model=kw["model"], tokenizer=kw["tokenizer"],
-                config=kw["config"], resume=args.resume, progress=not args.quiet)
+                config=kw["config"], resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     if res.is_main:
-        print(summary(res, kw["tokenizer"].level))
+        print(summary(res, load_config(res.model_dir)[1].level))
     return 0

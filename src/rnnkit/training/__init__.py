@@ -1,6 +1,8 @@
 """rnnkit.training: training a model, in reading order.
 
     driver.py      train(): set the run up, then the training loop (stop conditions in one place)
+    rundir.py      the run directory: refused unless --resume / --overwrite, its lock, the swap
+    options.py     the run's options: chosen over the defaults or the saved run's; the --resume check
     setup.py       the run before its first step: corpus, model, trainer, feed, schedule, progress
     corpus.py      corpus preparation: sentences, vocabulary, ids, the validation split
     feed.py        the two batching modes (stream, sentences) behind one interface

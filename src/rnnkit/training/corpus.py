@@ -4,11 +4,14 @@ training and validation data out.
 corpus -> vocabulary (from the training sentences only) -> id files (`rnnkit.data.encode`: one
 pass over the text, kept in the id cache so that the next run reads them back), with the
 validation data from a --valid source, the dataset's own validation split, or the last
-`valid_fraction` of the sentences (a view of the same id file).
+`valid_fraction` of the sentences (a view of the same id file). `data_identity` is what a
+resumed run must train on again: the corpus's and the --valid source's files (resolved path and
+size) or dataset names.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +20,8 @@ import numpy as np
 from ..config import TokenizerConfig, TrainConfig
 from ..data import KNOWN_DATASETS, EncodedIds, encode_corpus, encode_source, holdout_count
 from ..data.datasets import parse_source
+from ..data.readers import os_problem
+from ..data.sources import corpus_parts
 from ..errors import InputError
 from ..text import Vocab, make_tokenizer
 
@@ -77,3 +82,35 @@ def _hold_out(corpus: str, whole: EncodedIds, fraction: float) -> tuple[EncodedI
     if n - n_valid < 1:
         raise InputError(f"{corpus}: only {n} sentence(s); too few to hold out validation data (give --valid FILE)")
     return whole.split(n - n_valid)
+
+
+def data_identity(corpus: str | os.PathLike, valid: str | os.PathLike | None) -> dict[str, Any]:
+    """{"corpus": parts, "valid": parts or None}: per part [resolved path, size in bytes], or
+    ["dataset", "NAME:SPLIT"] for a known dataset (verified by its sha256 wherever it lies)."""
+    return {"corpus": source_identity(corpus), "valid": None if valid is None else source_identity(valid)}
+
+
+def source_identity(source: str | os.PathLike) -> list[list]:
+    text = str(source)
+    parsed = parse_source(text) if isinstance(source, str) and "/" not in text and os.sep not in text else None
+    if parsed is not None:
+        return [["dataset", ":".join(parsed)]]
+    parts = []
+    for part in corpus_parts(source):
+        try:
+            parts.append([str(part.path.resolve()), part.path.stat().st_size])
+        except OSError as e:
+            raise InputError(f"{part.label}: {os_problem(e)}") from None
+    return parts
+
+
+def describe_parts(parts: list[list] | None) -> str:
+    """A data identity's parts in words: `/data/c.txt (1,234 bytes)`, `3 files from /data/a.txt
+    (5,678 bytes)`, `ptb:train`, `none`."""
+    if not parts:
+        return "none"
+    if parts[0][0] == "dataset":
+        return str(parts[0][1])
+    total = sum(size for _, size in parts)
+    files = f"{len(parts)} files from " if len(parts) > 1 else ""
+    return f"{files}{parts[0][0]} ({total:,} bytes)"

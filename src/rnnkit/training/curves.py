@@ -9,12 +9,14 @@ matplotlib is an optional extra: pip install 'rnnkit[plot]'.
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import math
 from pathlib import Path
 
 from ..errors import ConfigError, InputError
+from ..files import atomic_write_bytes, check_name, os_problem, shown
 
 SERIES = {"train": ("train", "train_loss"), "validation": ("valid", "valid_loss")}  # label: kind, loss key
 ROUND_STEPS = [1, 2, 2.5, 5, 10]  # tick spacings (times powers of ten) for tokens and perplexity
@@ -43,6 +45,8 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
             if n == len(lines):  # no newline after it
                 continue
             raise InputError(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
+        except RecursionError:
+            raise InputError(f"{path}:{n}: not valid JSON (nested too deeply)") from None
         _check_row(row, f"{path}:{n}")
         rows.append(row)
     if not rows:
@@ -55,6 +59,8 @@ def _read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {os_problem(e)}") from None
 
 
 def _number(v) -> bool:
@@ -62,18 +68,24 @@ def _number(v) -> bool:
 
 
 def _finite(v) -> bool:
-    return v is not None and math.isfinite(v)
+    """A number that is a finite float (an integer too large for a float is not)."""
+    try:
+        return _number(v) and math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 def _check_row(row, where: str) -> None:
     if not isinstance(row, dict):
         raise InputError(f"{where}: not a JSON object")
     for key in ("tokens", "seconds"):
-        if not (_number(row.get(key)) and math.isfinite(row[key])):
+        if not _finite(row.get(key)):
             raise InputError(f"{where}: {key!r} is missing or not a number")
     for _, key in SERIES.values():
         if row.get(key) is not None and not _number(row[key]):
             raise InputError(f"{where}: {key!r} is not a number")
+        if _number(row.get(key)) and not _finite(row[key]) and not isinstance(row[key], float):
+            raise InputError(f"{where}: {key!r} is too large")
 
 
 def read_level(run_dir: str | Path) -> str:
@@ -85,6 +97,8 @@ def read_level(run_dir: str | Path) -> str:
         cfg = json.loads(_read_text(path))
     except json.JSONDecodeError as e:
         raise InputError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:
+        raise InputError(f"{path}: not valid JSON (nested too deeply)") from None
     tokenizer = cfg.get("tokenizer") if isinstance(cfg, dict) else None
     level = tokenizer.get("level") if isinstance(tokenizer, dict) else None
     if level not in ("word", "char"):
@@ -93,15 +107,34 @@ def read_level(run_dir: str | Path) -> str:
 
 
 def plot_run(run_dir: str | Path, out: str | Path | None = None, level: str | None = None) -> Path:
-    """Draw the curves of one run; returns the PNG path (default RUN_DIR/curves.png)."""
+    """Draw the curves of one run; returns the image's path (default RUN_DIR/curves.png). The
+    image is written whole or not at all (rnnkit.files), in the format its suffix names (PNG
+    when it has none), and exactly at `out`."""
     plt = _pyplot()
     run_dir = Path(run_dir)
-    rows = read_metrics(run_dir)
-    fig = draw_curves(rows, level or read_level(run_dir), run_dir.name)
     out = Path(out) if out else run_dir / "curves.png"
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    check_name(out)
+    rows = read_metrics(run_dir)
+    fig = draw_curves(rows, level or read_level(run_dir), shown(run_dir.name))
+    try:
+        buf = io.BytesIO()
+        fig.savefig(buf, format=_image_format(fig, out), dpi=110)
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(out, buf.getvalue())
     return out
+
+
+def _image_format(fig, out: Path) -> str:
+    """The format `out`'s suffix names (png without one); ConfigError for one matplotlib lacks."""
+    suffix = out.suffix[1:].lower()
+    if not suffix:
+        return "png"
+    known = fig.canvas.get_supported_filetypes()
+    if suffix not in known:
+        raise ConfigError(f"{shown(out)}: matplotlib cannot write .{suffix} images (it writes "
+                          f"{', '.join('.' + k for k in sorted(known))})")
+    return suffix
 
 
 def _pyplot():

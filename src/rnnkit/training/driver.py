@@ -7,6 +7,7 @@ validation each epoch (and every --eval-every steps) -> the best model kept in M
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,11 @@ from ..config import TokenizerConfig, TrainConfig
 from ..engines import get_engine
 from ..errors import ConfigError
 from ..inference.evaluate import EvalResult, unigram_baseline
+from .corpus import data_identity as corpus_data_identity
+from .options import Chosen, resolve
 from .report import Display, make_display
+from .resume import load_resume_point
+from .rundir import RunDir, open_run_dir
 from .setup import Run, build_run
 from .validation import validate
 
@@ -37,24 +42,46 @@ class TrainResult:
 
 
 def train(corpus: str, out: str | Path, *, valid: str | None = None, model: dict | None = None,
-          tokenizer: TokenizerConfig | None = None, config: TrainConfig | None = None,
-          resume: bool = False, progress: bool = True, log: Callable[[str], None] | None = None,
-          clock: Callable[[], float] = time.perf_counter) -> TrainResult:
+          tokenizer: TokenizerConfig | dict | None = None, config: TrainConfig | dict | None = None,
+          resume: bool = False, overwrite: bool = False, progress: bool = True,
+          log: Callable[[str], None] | None = None, clock: Callable[[], float] = time.perf_counter) -> TrainResult:
     """Train a model on `corpus` (a file or a known dataset name) and keep the best in `out`.
 
+    `model`, `tokenizer`, `config`: the options chosen (a dict: those in it; a config object:
+    all its fields); the others are the defaults, or with `resume` the saved run's, which the
+    chosen ones must equal (`training.options`). `out` must not hold a model or a run unless
+    `resume` (continue it from out/trainer_state/) or `overwrite` (replace it, once the new run
+    has saved its first resume point); it is locked while the run trains (`training.rundir`).
     `progress`: show how training goes on stderr (a bar on a terminal, plain lines elsewhere).
     `log`: where the messages go (default stderr). `clock` (seconds, monotonic) times the run:
     `max_minutes`, the `seconds` of metrics rows and of the result, tokens per second; tests
     inject a fake one."""
-    cfg, tok_cfg = config or TrainConfig(), tokenizer or TokenizerConfig()
-    cfg.validate("train options")
-    tok_cfg.validate("tokenizer options")
+    chosen = Chosen.of(model, tokenizer, config)
+    rundir = open_run_dir(out, resume=resume, overwrite=overwrite, main=_launched_rank() == 0)
+    try:
+        return _train_in(rundir, corpus, valid, chosen, resume=resume, progress=progress, log=log, clock=clock)
+    finally:
+        rundir.close()
+
+
+def _train_in(rundir: RunDir, corpus: str, valid: str | None, chosen: Chosen, *, resume: bool, progress: bool,
+              log: Callable[[str], None] | None, clock: Callable[[], float]) -> TrainResult:
+    """train() in a run directory decided on: every check, then the run."""
+    point = load_resume_point(rundir.path) if rundir.mode == "resume" else None
+    data_identity = corpus_data_identity(corpus, valid)
+    model_options, tok_cfg, cfg = resolve(chosen, point, data_identity, rundir.path)
+    if point is None and cfg.epochs == 0:
+        raise ConfigError("--epochs 0: a new run needs at least one epoch to train")
     rank, world, device = _join_processes(cfg)
     display = make_display(progress and rank == 0, clock)
     say = (log or display.write) if rank == 0 else _silent
-    run = build_run(corpus, Path(out), valid, model or {}, tok_cfg, cfg, resume=resume, say=say, clock=clock,
-                    rank=rank, world=world, device=device)
+    if rundir.lock is not None and rundir.lock.stale:
+        say(f"{rundir.path}: took over the lock of a run that ended without releasing it ({rundir.lock.stale})")
+    if resume and point is None:
+        say(f"nothing to resume in {rundir.path} (no trainer_state/ yet): starting a new run")
     try:
+        run = build_run(corpus, rundir, valid, model_options, tok_cfg, cfg, point=point, data_identity=data_identity,
+                        say=say, clock=clock, rank=rank, world=world, device=device)
         stopped = training_loop(run, display)
     finally:
         display.close()
@@ -134,6 +161,15 @@ def _join_processes(cfg: TrainConfig) -> tuple[int, int, str]:
     from ..torch_engine.distributed import setup
 
     return setup(cfg.device)
+
+
+def _launched_rank() -> int:
+    """This process's rank as torchrun launched it (0 for a plain run), known before the
+    process group is joined: only rank 0 locks and writes the run directory."""
+    try:
+        return int(os.environ.get("RANK") or 0) if int(os.environ.get("WORLD_SIZE") or 1) > 1 else 0
+    except ValueError:
+        return 0  # joining the group says what is wrong
 
 
 def _silent(message: str) -> None:

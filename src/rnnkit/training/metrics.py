@@ -4,7 +4,9 @@
     {"kind": "valid", "step", "epoch", "tokens", "seconds", "lr", "valid_loss", "valid_ppl", ...}
 
 A resumed run keeps the rows up to its resume point and drops the later ones (written after
-the last save by the run that was interrupted), so the file reads as one run.
+the last save by the run that was interrupted), so the file reads as one run. The rows are strict
+JSON (rnnkit.files.dumps: an infinite perplexity is null with "valid_ppl_note": "infinite"),
+and a write that fails (no space left, read-only) is one OutputError line naming the file.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import checkpoint
+from .. import files
 from .progress import Progress
 
 FILENAME = "metrics.jsonl"
@@ -28,8 +30,8 @@ class Metrics:
         self.rows = _read_rows(self.path, resumed_at) if resumed_at is not None else []
         self.nats, self.count = 0.0, 0  # training loss since the last training row
         if write:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            checkpoint.atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in self.rows).encode("utf-8"))
+            files.make_dir(self.path.parent)
+            files.atomic_write_bytes(self.path, "".join(_line(r) for r in self.rows).encode("utf-8"))
 
     def row(self, kind: str, progress: Progress, *, seconds: float, lr: float, **values) -> dict:
         """Add one row: where the run stands, then `values`."""
@@ -37,8 +39,7 @@ class Metrics:
                "tokens": progress.tokens, "seconds": round(seconds, 3), "lr": lr, **values}
         self.rows.append(row)
         if self.write:
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+            files.append_text(self.path, _line(row))
         return row
 
     def training(self, progress: Progress, nats: float, count: int, *, seconds: float, lr: float) -> None:
@@ -47,6 +48,11 @@ class Metrics:
         if progress.step % self.every == 0 and self.count:
             self.row("train", progress, seconds=seconds, lr=lr, train_loss=self.nats / self.count)
             self.nats, self.count = 0.0, 0
+
+
+def _line(row: dict) -> str:
+    """A row as a line of strict JSON (a NaN or infinite value: null and KEY_note)."""
+    return files.dumps(row, ensure_ascii=True) + "\n"
 
 
 def _read_rows(path: Path, upto_step: int) -> list[dict]:

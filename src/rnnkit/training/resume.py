@@ -5,6 +5,8 @@
       optimizer.safetensors                      the engine Trainer's state (opaque here) and the
                                                  carried hidden state (arrays named carry.*)
       state.json                                 the run's progress, its schedule, its train options
+                                                 ("train") and its data ("data": training.corpus.data_identity;
+                                                 absent in resume points of rnnkit 0.1.0)
 
 The directory is written beside its final place and swapped in with two renames
 (`checkpoint.replace_dir`), so a kill at any moment leaves either the previous state or the
@@ -14,23 +16,21 @@ new one.
 from __future__ import annotations
 
 import json
-import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .. import checkpoint
+from .. import checkpoint, files
 from ..config import ModelConfig, TokenizerConfig, TrainConfig
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError
 from ..text import Vocab
 from .progress import Progress
 from .schedule import Schedule
 
 DIRNAME = "trainer_state"
 HIDDEN_PREFIX = "carry."  # the on-disk name of the carried hidden state's arrays
-# options that may change between a run and its resumption
-RESUMABLE_CHANGES = {"epochs", "max_steps", "max_minutes", "early_stop", "checkpoint_every", "eval_every"}
 
 
 @dataclass
@@ -44,6 +44,9 @@ class ResumePoint:
     hidden: list | None  # the hidden state carried into the next window (stream mode), else None
     progress: Progress
     schedule: Schedule
+    tok_cfg: TokenizerConfig | None = None  # read back: the saved run's tokenizer options
+    train: dict[str, Any] = field(default_factory=dict)  # read back: its train options as saved
+    data: dict[str, Any] | None = None  # read back: its data identity (None: not recorded)
 
 
 def hidden_to_arrays(hidden) -> dict[str, np.ndarray]:
@@ -69,37 +72,36 @@ def hidden_from_arrays(d: dict[str, np.ndarray]) -> list:
     return out
 
 
-def save_resume_point(out: Path, point: ResumePoint, cfg: TrainConfig, tok_cfg: TokenizerConfig) -> None:
-    """Write `point` to out/trainer_state/, replacing the previous one atomically."""
-    final = Path(out) / DIRNAME
-    tmp = Path(out) / f".{DIRNAME}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    checkpoint.save(tmp, point.model_cfg, tok_cfg, point.vocab, point.params)
+def save_resume_point(out: Path, point: ResumePoint, cfg: TrainConfig, tok_cfg: TokenizerConfig,
+                      data: dict[str, Any] | None = None) -> None:
+    """Write `point` to out/trainer_state/ (with the run's options and `data`, what it trains
+    on), replacing the previous one atomically."""
     arrays = dict(point.optimizer)
     if point.hidden is not None:
         arrays.update(hidden_to_arrays(point.hidden))
-    checkpoint.save_tensors(tmp / "optimizer.safetensors", arrays)
-    state = {**point.progress.to_dict(), "schedule": point.schedule.to_dict(), "train": cfg.to_dict()}
-    checkpoint.atomic_write_json(tmp / "state.json", state)
-    checkpoint.replace_dir(tmp, final)
+    state = {**point.progress.to_dict(), "schedule": point.schedule.to_dict(), "train": cfg.to_dict(),
+             **({"data": data} if data is not None else {})}
+    with files.staged_dir(Path(out) / DIRNAME) as tmp:  # built whole beside the old one, then swapped in
+        checkpoint.save(tmp, point.model_cfg, tok_cfg, point.vocab, point.params)
+        checkpoint.save_tensors(tmp / "optimizer.safetensors", arrays)
+        checkpoint.atomic_write_json(tmp / "state.json", state)
 
 
-def load_resume_point(out: Path, cfg: TrainConfig) -> ResumePoint | None:
-    """The resume point of an interrupted run in `out`, or None when there is none yet.
-    Refuses one saved with other train options than `cfg` (except RESUMABLE_CHANGES)."""
+def load_resume_point(out: Path) -> ResumePoint | None:
+    """The resume point of an interrupted run in `out`, or None when there is none yet (whether
+    the run may go on with the options given: `training.options.resolve`)."""
     final = Path(out) / DIRNAME
     checkpoint.recover_dir(final)
     if not final.is_dir():
         return None
     ck = checkpoint.load(final)
     state = _read_state(final / "state.json")
-    _check_same_options(state.pop("train", {}), cfg)
     arrays = checkpoint.load_tensors(final / "optimizer.safetensors")
     hidden = {k: v for k, v in arrays.items() if k.startswith(HIDDEN_PREFIX)}
     optimizer = {k: v for k, v in arrays.items() if not k.startswith(HIDDEN_PREFIX)}
     return ResumePoint(ck.model, ck.vocab, ck.params, optimizer, hidden_from_arrays(hidden) if hidden else None,
-                       Progress.from_dict(state), Schedule.from_dict(state["schedule"]))
+                       Progress.from_dict(state), Schedule.from_dict(state["schedule"]),
+                       ck.tokenizer, state.get("train", {}), state.get("data"))
 
 
 def _read_state(path: Path) -> dict:
@@ -107,10 +109,3 @@ def _read_state(path: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: cannot read ({e})") from None
-
-
-def _check_same_options(saved: dict, cfg: TrainConfig) -> None:
-    diff = sorted(k for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES and saved.get(k) != v)
-    if diff:
-        raise ConfigError("--resume with different options than the saved run: "
-                          + ", ".join(f"{k} (saved {saved.get(k)!r}, now {getattr(cfg, k)!r})" for k in diff))

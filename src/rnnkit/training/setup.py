@@ -2,7 +2,9 @@
 
 A new run builds its vocabulary, a model from the seed, a fresh optimizer and schedule and an
 empty progress; a resumed one takes all of these from its resume point in trainer_state/, and
-the result of the model saved in MODEL_DIR from that model's config.json.
+the result of the model saved in MODEL_DIR from that model's config.json. Nothing is written
+before all of this has worked: then the run starts writing (`RunDir.begin`: MODEL_DIR, or the
+staging directory of an --overwrite run, swapped in at its first resume point).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from ..inference.evaluate import EvalResult
 from ..text import Vocab
 from .corpus import Corpus, prepare_corpus
 from .feed import Feed, make_feed
+from .metrics import FILENAME as METRICS_FILE
 from .metrics import Metrics
 from .progress import Progress
-from .resume import ResumePoint, load_resume_point, save_resume_point
+from .resume import ResumePoint, save_resume_point
+from .rundir import RunDir
 from .schedule import Schedule
 
 
@@ -44,6 +48,8 @@ class Run:
     clock: Callable[[], float]
     main: bool = True  # the process that writes files and reports (rank 0)
     started: float = 0.0  # the clock's reading when the run (counting its earlier parts) began
+    rundir: RunDir | None = None  # MODEL_DIR decided on (and locked); holds an --overwrite run's staging
+    data_identity: dict | None = None  # what the run trains on, recorded in its resume points
 
     def seconds(self) -> float:
         """The run's time so far, earlier parts of a resumed run included."""
@@ -54,30 +60,34 @@ class Run:
             self.progress.seconds = self.seconds()
             point = ResumePoint(self.model.config, self.data.vocab, self.model.state_dict(),
                                 self.trainer.state_dict(), self.feed.hidden, self.progress, self.schedule)
-            save_resume_point(self.out, point, self.cfg, self.tok_cfg)
+            save_resume_point(self.out, point, self.cfg, self.tok_cfg, self.data_identity)
+            if self.rundir is not None and self.rundir.staging is not None:  # --overwrite: now replace
+                self.out = self.rundir.swap_in()
+                self.metrics.path = self.out / METRICS_FILE
 
 
-def build_run(corpus: str, out: Path, valid: str | None, model_options: dict, tok_cfg: TokenizerConfig,
-              cfg: TrainConfig, *, resume: bool, say: Callable[[str], None], clock: Callable[[], float],
-              rank: int = 0, world: int = 1, device: str = "cpu") -> Run:
-    """Read the corpus and make the model, optimizer, feed, schedule and progress of a run:
-    new, or from its resume point when `resume` and there is one."""
-    point = load_resume_point(out, cfg) if resume else None
-    if resume and point is None:
-        say(f"nothing to resume in {out} (no trainer_state/ yet): starting a new run")
+def build_run(corpus: str, rundir: RunDir, valid: str | None, model_options: dict, tok_cfg: TokenizerConfig,
+              cfg: TrainConfig, *, point: ResumePoint | None, data_identity: dict | None,
+              say: Callable[[str], None], clock: Callable[[], float], rank: int = 0, world: int = 1,
+              device: str = "cpu") -> Run:
+    """Read the corpus and make the model, optimizer, feed, schedule and progress of a run: new,
+    or from its resume point `point`; then (every check passed) start writing in `rundir`."""
     data = _prepare(corpus, valid, tok_cfg, cfg, point.vocab if point else None, world)
     model_cfg = point.model_cfg if point else ModelConfig(vocab_size=len(data.vocab), **model_options)
     model_cfg.validate("model options")
-    model = build_model(cfg.engine, model_cfg, point.params if point else None, seed=cfg.seed, device=device)
+    model = build_model(cfg.engine, model_cfg, point.params if point else None, seed=cfg.seed, device=device,
+                        train=cfg)
     trainer = get_engine(cfg.engine).Trainer(model, cfg)
     if point:
         trainer.load_state_dict(point.optimizer)
     say(_summary(data, model, cfg, world))
     feed = make_feed(cfg, data, model, rank, world, hidden=point.hidden if point else None)
     progress = point.progress if point else Progress()
+    out = rundir.begin() if rank == 0 else rundir.path  # the first write is the metrics file's
     metrics = Metrics(out, feed.steps_per_epoch, resumed_at=progress.step if point else None, write=rank == 0)
     run = Run(out, cfg, tok_cfg, data, model, trainer, feed, _schedule(cfg, feed, world, point), progress,
-              metrics, saved=_saved_result(out) if point else None, say=say, clock=clock, main=rank == 0)
+              metrics, saved=_saved_result(out) if point else None, say=say, clock=clock, main=rank == 0,
+              rundir=rundir, data_identity=data_identity)
     run.started = clock() - progress.seconds
     return run
 
