@@ -171,3 +171,49 @@ def test_a_bad_config_json_is_named_by_file_and_line(tmp_path, config, message):
     run = write_run(tmp_path, GOOD + "\n", config)
     with pytest.raises(InputError, match=message):
         plot_run(run)
+
+
+@pytest.mark.parametrize("line,message", [
+    ('{"kind": "train", "tokens": 1' + "0" * 400 + ', "seconds": 1.0}', ":2: 'tokens' is missing or not a number"),
+    ('{"kind": "valid", "tokens": 5, "seconds": 1.0, "valid_loss": 1' + "0" * 400 + "}", ":2: 'valid_loss' is too large"),
+    ("[" * 100_000, ":2: not valid JSON (nested too deeply)"),
+])
+def test_numbers_too_large_and_nesting_too_deep_are_named_too(tmp_path, capsys, line, message):
+    run = write_run(tmp_path, f"{GOOD}\n{line}\n{GOOD}\n")
+    pytest.importorskip("matplotlib")
+    assert main(["plot", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{run / 'metrics.jsonl'}{message}" in err and "Traceback" not in err
+
+
+def test_unreadable_metrics_and_a_deep_config_are_one_line(tmp_path, capsys, monkeypatch):
+    """PermissionError is injected (root reads a 0000 file anyway)."""
+    pytest.importorskip("matplotlib")
+    import pathlib
+
+    run = write_run(tmp_path, GOOD + "\n", "[" * 100_000)
+    assert main(["plot", str(run)]) == 1
+    assert capsys.readouterr().err == f"rnnkit: error: {run / 'config.json'}: not valid JSON (nested too deeply)\n"
+    real = pathlib.Path.read_text
+
+    def read_text(self, *a, **k):
+        if self.name == "metrics.jsonl":
+            raise PermissionError(13, "Permission denied")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(pathlib.Path, "read_text", read_text)
+    assert main(["plot", str(run)]) == 1
+    assert capsys.readouterr().err == f"rnnkit: error: {run / 'metrics.jsonl'}: cannot read: permission denied\n"
+
+
+def test_the_output_is_written_exactly_where_named_in_the_format_of_its_suffix(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    run = write_run(tmp_path, GOOD + "\n")
+    assert main(["plot", str(run), "-o", str(tmp_path / "curves")]) == 0  # no suffix: PNG, no ".png" added
+    assert (tmp_path / "curves").read_bytes()[:4] == b"\x89PNG" and not (tmp_path / "curves.png").exists()
+    assert main(["plot", str(run), "-o", str(tmp_path / "c.svg")]) == 0
+    assert b"<svg" in (tmp_path / "c.svg").read_bytes()[:1000]
+    capsys.readouterr()
+    assert main(["plot", str(run), "-o", str(tmp_path / "c.txt")]) == 1
+    assert "c.txt: matplotlib cannot write .txt images" in capsys.readouterr().err
+    assert not (tmp_path / "c.txt").exists()

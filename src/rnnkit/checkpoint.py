@@ -13,15 +13,14 @@ readable by 0.1.0, and a directory without them reads as the defaults.
 Loading validates names, shapes, dtypes and finiteness (rnnkit.params.check_params) and the
 vocabulary size against config.json, and refuses what does not fit with a CheckpointError
 naming the file and the problem. Every file is
-written to a temporary file in the same directory, fsynced, then renamed over the old one.
+written to a temporary file in the same directory, fsynced, then renamed over the old one
+(rnnkit.files: an OS error is one OutputError line, modes follow the umask, JSON is strict).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,17 @@ import numpy as np
 from . import __version__
 from .config import ModelConfig, TokenizerConfig
 from .errors import CheckpointError, ConfigError, RnnkitError
+from .files import (  # noqa: F401 (the writers, importable from here as before)
+    atomic_write_bytes,
+    atomic_write_files,
+    atomic_write_json,
+    fsync_dir,
+    json_bytes,
+    make_dir,
+    recover_dir,
+    remove,
+    replace_dir,
+)
 from .params import check_params
 from .text import Vocab
 
@@ -51,38 +61,9 @@ class Checkpoint:
 # ---------------------------------------------------------------- atomic writes
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # some filesystems do not allow opening directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so that a reader sees either the old file or the new one, whole."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+# the writers live in rnnkit.files (every file rnnkit writes goes through there); these names
+# stay importable from here
+_fsync_dir = fsync_dir
 
 
 def tensors_to_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> bytes:
@@ -104,37 +85,16 @@ def load_tensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: file is missing")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({_one_line(e)})") from None
     if len(data) < 8:
         raise CheckpointError(f"{path}: file is truncated ({len(data)} bytes)")
     try:
         return dict(load(data))
     except (SafetensorError, ValueError, OSError) as e:  # bad header, sizes, dtypes
         raise CheckpointError(f"{path}: not a valid safetensors file ({_one_line(e)}); it may be truncated or corrupt") from None
-
-
-def replace_dir(tmp_dir: Path, final_dir: Path) -> None:
-    """Swap a fully written directory into place: old -> .old, tmp -> final, remove .old.
-
-    A kill between the two renames leaves `.NAME.old` beside a missing NAME; `recover_dir`
-    puts it back, so a reader never sees a half-written directory.
-    """
-    old = final_dir.with_name(f".{final_dir.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final_dir.exists():
-        os.replace(final_dir, old)
-    os.replace(tmp_dir, final_dir)
-    _fsync_dir(final_dir.parent)
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def recover_dir(final_dir: Path) -> None:
-    """Undo an interrupted `replace_dir`: if NAME is missing but .NAME.old exists, move it back."""
-    old = final_dir.with_name(f".{final_dir.name}.old")
-    if not final_dir.exists() and old.exists():
-        os.replace(old, final_dir)
 
 
 def _one_line(e: BaseException) -> str:
@@ -146,15 +106,14 @@ def _one_line(e: BaseException) -> str:
 
 def save(model_dir: str | os.PathLike, model_cfg: ModelConfig, tok_cfg: TokenizerConfig, vocab: Vocab,
          params: dict[str, np.ndarray], extra: dict[str, Any] | None = None) -> Path:
-    """Write a model directory (weights first, config last, each file atomically)."""
+    """Write a model directory: the three files written beside their places first, then renamed
+    in (weights first, config last). A write that fails (no space left, read-only, ...) is an
+    OutputError naming the file and leaves the old files whole; a directory this call created
+    is removed again."""
     model_dir = Path(model_dir)
     check_params(params, model_cfg, f"{model_dir} (not saved)", finite=True)
     if len(vocab) != model_cfg.vocab_size:
         raise ConfigError(f"{model_dir}: vocabulary has {len(vocab)} tokens but the model expects {model_cfg.vocab_size}")
-    model_dir.mkdir(parents=True, exist_ok=True)
-    save_tensors(model_dir / WEIGHTS_FILE, {k: np.asarray(v, dtype=np.float32) for k, v in params.items()},
-                 metadata={"format": FORMAT})
-    atomic_write_json(model_dir / VOCAB_FILE, vocab.to_list())
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -163,11 +122,24 @@ def save(model_dir: str | os.PathLike, model_cfg: ModelConfig, tok_cfg: Tokenize
         "tokenizer": tok_cfg.to_dict(),
         **({"extra": extra} if extra else {}),
     }
-    atomic_write_json(model_dir / CONFIG_FILE, config)
+    new_dir = not model_dir.exists()
+    make_dir(model_dir)
+    weights = tensors_to_bytes({k: np.asarray(v, dtype=np.float32) for k, v in params.items()},
+                               metadata={"format": FORMAT})
+    try:  # all three written before any is renamed: a full disk leaves the old model whole
+        atomic_write_files({model_dir / WEIGHTS_FILE: weights, model_dir / VOCAB_FILE: json_bytes(vocab.to_list()),
+                            model_dir / CONFIG_FILE: json_bytes(config)})
+    except BaseException:
+        if new_dir:  # made here: nothing of it stays (a failed write of an old one leaves it whole)
+            remove(model_dir)
+        raise
     return model_dir
 
 
 def _read_json(path: Path) -> Any:
+    """The decoded JSON of a model file; what does not decode is a CheckpointError naming the
+    file (integers too long to convert and nesting too deep too). NaN and Infinity decode (an
+    old "extra" may hold them); the sections that matter refuse them by type."""
     if not path.is_file():
         raise CheckpointError(f"{path}: file is missing")
     try:
@@ -176,6 +148,10 @@ def _read_json(path: Path) -> Any:
         raise CheckpointError(f"{path}: not UTF-8 text") from None
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: invalid JSON at line {e.lineno} column {e.colno} ({e.msg}); truncated?") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({_one_line(e)})") from None
+    except (ValueError, RecursionError) as e:  # a 5,000-digit integer, [[[[...]]]]
+        raise CheckpointError(f"{path}: invalid JSON ({_one_line(e)})") from None
 
 
 def load_config(model_dir: str | os.PathLike) -> tuple[ModelConfig, TokenizerConfig, dict[str, Any]]:
@@ -186,19 +162,31 @@ def load_config(model_dir: str | os.PathLike) -> tuple[ModelConfig, TokenizerCon
         raise CheckpointError(f"{model_dir}: not a directory (a model is a directory with {CONFIG_FILE}, {VOCAB_FILE}, {WEIGHTS_FILE})")
     path = model_dir / CONFIG_FILE
     cfg = _read_json(path)
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an rnnkit config (missing \"format\": \"{FORMAT}\")")
-    if cfg.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format_version {cfg.get('format_version')!r} is not supported (this rnnkit reads {FORMAT_VERSION})")
-    for key in ("model", "tokenizer"):
-        if not isinstance(cfg.get(key), dict):
-            raise CheckpointError(f"{path}: missing the \"{key}\" section")
+    _check_top_level(cfg, path)
     try:
         model_cfg = ModelConfig.from_dict(cfg["model"], where=f"{path} [model]")
         tok_cfg = TokenizerConfig.from_dict(cfg["tokenizer"], where=f"{path} [tokenizer]")
     except (ConfigError, TypeError) as e:
         raise CheckpointError(_one_line(e)) from None
     return model_cfg, tok_cfg, cfg.get("extra", {})
+
+
+def _check_top_level(cfg: Any, path: Path) -> None:
+    """config.json's own keys: format, format_version (the integer 1), rnnkit_version (a
+    string), the model and tokenizer sections and extra (JSON objects)."""
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an rnnkit config (missing \"format\": \"{FORMAT}\")")
+    version = cfg.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format_version {repr(version)[:40]} is not supported (this rnnkit reads {FORMAT_VERSION})")
+    for key in ("model", "tokenizer"):
+        if not isinstance(cfg.get(key), dict):
+            raise CheckpointError(f"{path}: missing the \"{key}\" section")
+    if not isinstance(cfg.get("extra", {}), dict):
+        raise CheckpointError(f"{path}: \"extra\" must be a JSON object, got {type(cfg['extra']).__name__}")
+    if not isinstance(cfg.get("rnnkit_version", ""), str):
+        raise CheckpointError(f"{path}: \"rnnkit_version\" must be a string, got "
+                              f"{type(cfg['rnnkit_version']).__name__}")
 
 
 def load(model_dir: str | os.PathLike) -> Checkpoint:

@@ -25,3 +25,8 @@ class ConfigError(RnnkitError):
 
 class NonFiniteError(RnnkitError):
     """A NaN or Inf loss or gradient; raised before the update so weights stay unchanged."""
+
+
+class OutputError(RnnkitError):
+    """A file or directory rnnkit cannot write: names the path and what happened (no space
+    left on device, read-only file system, permission denied, is a directory, ...)."""

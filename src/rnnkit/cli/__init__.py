@@ -3,8 +3,8 @@
 Each subcommand is one module of this package holding its parser, `add_parser(subparsers)`,
 and its handler, `run(args) -> int`; COMMANDS below is the one list of them. Modules import
 numpy models, torch and matplotlib inside `run`, so `rnnkit --help` stays fast. An
-RnnkitError becomes one line on stderr (`rnnkit: error: ...`) and exit status 1; bad usage
-is argparse's exit status 2.
+RnnkitError becomes one line on stderr (`rnnkit: error: ...`) and exit status 1 (so does, as a
+last resort, an OSError that escaped rnnkit.files); bad usage is argparse's exit status 2.
 """
 
 from __future__ import annotations
@@ -72,6 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `rnnkit score ... | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
+    except OSError as e:  # the last resort: every writer goes through rnnkit.files, but a path missed is still one line
+        from ..files import os_problem
+
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"rnnkit: error: {where}{os_problem(e)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

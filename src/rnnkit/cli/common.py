@@ -1,6 +1,6 @@
 """Helpers the commands share: number types for argparse, the MODEL_DIR argument, the list of
-known datasets for --help, reading input lines as a stream, opening the output, the progress
-bar."""
+known datasets for --help, reading input lines as a stream, opening the output (and printing
+to stdout) with one-line errors, the progress bar."""
 
 from __future__ import annotations
 
@@ -92,12 +92,26 @@ def input_name(path: str) -> str:
 
 @contextmanager
 def open_output(path: str) -> Iterator[TextIO]:
-    """stdout for '-', else the file opened for writing (UTF-8)."""
+    """stdout for '-', else the file opened for writing (UTF-8; rnnkit.files.open_text). An OS
+    error (a directory that does not exist, a directory as the target, permission denied, no
+    space left) is one OutputError naming the file, or <stdout>."""
+    from ..files import OutputFile, open_text
+
     if path == "-":
-        yield sys.stdout
+        yield OutputFile(sys.stdout, "<stdout>")
     else:
-        with open(path, "w", encoding="utf-8") as f:
+        with open_text(path) as f:
             yield f
+
+
+def print_out(text: str) -> None:
+    """`text` and a newline on stdout, flushed now: a full disk or a closed terminal is one
+    OutputError line (<stdout>: ...), not a traceback at exit."""
+    from ..files import OutputFile
+
+    out = OutputFile(sys.stdout, "<stdout>")
+    out.write(text + "\n")
+    out.flush()
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .common import datasets_help
+from .common import datasets_help, print_out
 
 DEFAULT_DEST = Path.home() / ".cache" / "rnnkit" / "datasets"
 
@@ -26,9 +26,9 @@ def run(args: argparse.Namespace) -> int:
     from ..data import KNOWN_DATASETS, download_dataset
 
     if KNOWN_DATASETS[args.name].builtin:
-        print(f"{args.name} is built in (it ships with Python): nothing to download; "
-              f"use it as it is, e.g. rnnkit train {args.name} --out MODEL_DIR")
+        print_out(f"{args.name} is built in (it ships with Python): nothing to download; "
+                  f"use it as it is, e.g. rnnkit train {args.name} --out MODEL_DIR")
         return 0
     for path in download_dataset(args.name, Path(args.dest)):
-        print(path)
+        print_out(str(path))
     return 0

@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 from ..config import BATCHING_MODES, TrainConfig
-from .common import add_batch_size, add_model_argument
+from .common import add_batch_size, add_model_argument, print_out
 from .options import add_engine_options, add_options
 
 
@@ -45,5 +45,5 @@ def run(args: argparse.Namespace) -> int:
             f"loss {res.loss:.4f} nats, perplexity {res.ppl:,.2f}")
     if level == "char":
         line += f", {res.bpc:.4f} bits/char"
-    print(line + f" ({mode} mode)")
+    print_out(line + f" ({mode} mode)")
     return 0

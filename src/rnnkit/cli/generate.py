@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from ..config import SampleConfig
-from .common import add_model_argument
+from .common import add_model_argument, print_out
 from .options import add_engine_options, add_options, given
 
 CHAR_MAX_LEN = 500  # --max-len of a character model when not given (SampleConfig's default counts words)
@@ -33,5 +33,5 @@ def run(args: argparse.Namespace) -> int:
         options.setdefault("max_len", CHAR_MAX_LEN)
     out = lm.generate(args.prompt, **options)
     for text in [out] if isinstance(out, str) else out:
-        print(text)
+        print_out(text)
     return 0

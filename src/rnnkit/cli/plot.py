@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .common import print_out
+
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("plot", help="draw training and validation curves to a PNG",
@@ -17,5 +19,5 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..training.curves import plot_run  # matplotlib
 
-    print(plot_run(args.run, args.output))
+    print_out(str(plot_run(args.run, args.output)))
     return 0

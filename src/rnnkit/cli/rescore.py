@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from .. import files
 from ..inference.rescore import FORMATS as NBEST_FORMATS
 from ..inference.score import CHUNK_SENTENCES, LOG_BASES
 from .common import (
@@ -62,10 +63,14 @@ def _best_output(args: argparse.Namespace) -> Iterator[TextIO | None]:
     if not args.best:
         yield None
     elif args.best == "-" and args.output == "-":
-        with tempfile.TemporaryFile("w+", encoding="utf-8") as tmp:
-            yield tmp
-            tmp.seek(0)
-            shutil.copyfileobj(tmp, sys.stdout)
+        where = f"{tempfile.gettempdir()} (a temporary file for --best)"
+        with files.writing(where):
+            tmp = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed below)
+        with tmp:
+            yield files.OutputFile(tmp, where)
+            with files.writing(where):
+                tmp.seek(0)
+            shutil.copyfileobj(tmp, files.OutputFile(sys.stdout, "<stdout>"))
     else:
         with open_output(args.best) as f:
             yield f

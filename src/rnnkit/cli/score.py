@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from ..errors import ConfigError
+from ..files import dumps
 from ..inference.score import CHUNK_SENTENCES, LOG_BASES
 from .common import (
     add_batch_size,
@@ -69,10 +69,12 @@ def _write_srilm(out: TextIO, summ: Any, name: str, lb: Callable[[float], float]
 def _write_jsonl(out: TextIO, s: Any, per_token: bool, log_base: str, lb: Callable[[float], float]) -> None:
     obj = {"text": s.text, "logprob": lb(s.logprob), "log_base": log_base, "tokens": s.num_scored,
            "words": s.num_words, "oov": s.num_oov, "ppl": s.ppl}
+    if not s.num_scored:  # strict JSON: no NaN; null and the reason
+        obj.update(ppl=None, ppl_note="nothing scored")
     if per_token:
         obj["token_scores"] = [{"token": t.token, "logprob": lb(t.logprob) if t.scored else None, "oov": t.is_oov}
                                for t in s.tokens]
-    out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    out.write(dumps(obj) + "\n")
 
 
 def _write_text(out: TextIO, s: Any, per_token: bool, lb: Callable[[float], float]) -> None:

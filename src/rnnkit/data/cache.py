@@ -10,7 +10,9 @@ its key is the one asked for and its files are complete. It is built in a tempor
 beside it and renamed into place: two processes building the same entry at once both finish,
 one rename wins and the other process uses the winner's files. Entries made from files that
 have since changed or gone are removed when the next entry is built, and so are temporary
-directories that killed processes left, after a day.
+directories that killed processes left, after a day. Entries get the modes of new files and
+directories (the umask's); a write that fails (no space left, ...) removes the entry being
+built and is one OutputError line naming the cache directory and $RNNKIT_CACHE.
 """
 
 from __future__ import annotations
@@ -22,8 +24,12 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from .. import files
+from ..errors import OutputError
 
 ENV = "RNNKIT_CACHE"
 FORMAT = 1  # the layout of the entries; a new one makes old entries unused
@@ -37,7 +43,7 @@ def cache_root() -> Path:
     root = Path(env).expanduser() if env else Path.home() / ".cache" / "rnnkit" / "ids"
     try:
         root.mkdir(parents=True, exist_ok=True)
-        if os.access(root, os.W_OK | os.X_OK):
+        if os.access(root, os.W_OK | os.X_OK) and not os.statvfs(root).f_flag & os.ST_RDONLY:
             return root
     except OSError:
         pass
@@ -49,11 +55,11 @@ def cache_root() -> Path:
 
 def normal_key(key: dict) -> dict:
     """The key as it reads back from meta.json (tuples become lists)."""
-    return json.loads(json.dumps(key, sort_keys=True))
+    return json.loads(files.dumps(key, sort_keys=True))
 
 
 def entry_path(kind: str, key: dict) -> Path:
-    digest = hashlib.sha256(json.dumps(normal_key(key), sort_keys=True).encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(files.dumps(normal_key(key), sort_keys=True, ensure_ascii=True).encode("utf-8")).hexdigest()
     return cache_root() / f"{kind}-{digest[:32]}"
 
 
@@ -80,12 +86,35 @@ def new_dir(kind: str, stale: Callable[[dict], bool] | None = None) -> Path:
     (their corpus files changed or gone), and temporary directories older than a day."""
     root = cache_root()
     _sweep(root, stale)
-    return Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{kind}-"))
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{kind}-"))
+        os.chmod(tmp, files.dir_mode())  # mkdtemp makes 0700: a shared cache stays readable
+    except OSError as e:
+        raise write_error(root, e) from None
+    return tmp
+
+
+@contextmanager
+def building(tmp: Path) -> Iterator[None]:
+    """Writing an entry in `tmp`: any failure removes it; an OS error (no space left, ...) is
+    one OutputError naming the cache directory and $RNNKIT_CACHE."""
+    try:
+        yield
+    except BaseException as e:
+        discard(tmp)
+        if isinstance(e, OSError):
+            raise write_error(tmp.parent, e) from None
+        raise
+
+
+def write_error(root: Path, e: OSError) -> OutputError:
+    return OutputError(f"{files.shown(root)}: cannot write the id cache: {files.os_problem(e)}; "
+                       f"free some space there or set {ENV} to another directory")
 
 
 def write_meta(directory: Path, key: dict, **fields) -> None:
     """meta.json of an entry being built: its key and `fields`."""
-    text = json.dumps({**fields, "key": normal_key(key)})
+    text = files.dumps({**fields, "key": normal_key(key)})
     (Path(directory) / "meta.json").write_text(text, encoding="utf-8")
 
 

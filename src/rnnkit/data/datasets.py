@@ -19,13 +19,16 @@ $RNNKIT_DATA), checking sha256 where one is known.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import files
 from ..errors import InputError
 
 HOLDOUT_FRACTION = 0.1  # valid share of single-file datasets (the char-rnn / nanoGPT split)
@@ -174,7 +177,9 @@ def resolve_dataset(name: str, split: str = "train") -> Path:
 
 def download_dataset(name: str, dest_dir: str | os.PathLike, timeout: float = 60.0) -> list[Path]:
     """Download every file of dataset `name` into dest_dir/<relpath> (atomic, sha256-checked
-    where known) and return their paths. InputError on any failure, naming the URL."""
+    where known, mode from the umask) and return their paths. InputError naming the URL when a
+    download fails, OutputError naming the file when it cannot be written; either way no
+    partial file and no directory this call made and left empty stays behind."""
     spec = _spec(name)
     if spec.builtin:
         return []
@@ -183,29 +188,51 @@ def download_dataset(name: str, dest_dir: str | os.PathLike, timeout: float = 60
         if entry.url is None:
             raise InputError(f"{name}: {entry.relpath} has no public download URL; copy it by hand")
         dest = Path(dest_dir) / entry.relpath
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
+        made = _missing_dirs(dest.parent)
         try:
-            h = hashlib.sha256()
-            with os.fdopen(fd, "wb") as f:
-                try:
-                    with urllib.request.urlopen(entry.url, timeout=timeout) as resp:
-                        for block in iter(lambda resp=resp: resp.read(1 << 20), b""):
-                            h.update(block)
-                            f.write(block)
-                except (OSError, ValueError) as e:
-                    reason = getattr(e, "reason", None) or e
-                    raise InputError(f"{name}: download of {entry.url} failed: {reason}") from None
-                f.flush()
-                os.fsync(f.fileno())
-            if entry.sha256 is not None and h.hexdigest() != entry.sha256:
-                raise InputError(f"{name}: {entry.url} has sha256 {h.hexdigest()}, expected {entry.sha256}")
-            os.replace(tmp, dest)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            files.make_dir(dest.parent)
+            _fetch(name, entry, dest, timeout)
+        except BaseException:
+            for d in made:  # deepest first; only while empty
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            raise
         out.append(dest)
     return out
+
+
+def _missing_dirs(directory: Path) -> list[Path]:
+    """`directory` and its parents that do not exist yet, deepest first."""
+    return [d for d in (directory, *directory.parents) if not d.exists()]
+
+
+def _fetch(name: str, entry: DatasetFile, dest: Path, timeout: float) -> None:
+    """One file: the download streamed into a temporary file beside `dest`, checked, renamed."""
+    with files.writing(dest) as trash:
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
+        trash.append(tmp)
+        h = hashlib.sha256()
+        with os.fdopen(fd, "wb") as f:
+            files.set_file_mode(f.fileno())
+            for block in _download(name, entry.url, timeout):
+                h.update(block)
+                f.write(block)
+            f.flush()
+            os.fsync(f.fileno())
+        if entry.sha256 is not None and h.hexdigest() != entry.sha256:
+            raise InputError(f"{name}: {entry.url} has sha256 {h.hexdigest()}, expected {entry.sha256}")
+        os.replace(tmp, dest)
+
+
+def _download(name: str, url: str, timeout: float) -> Iterator[bytes]:
+    """The body of `url`, a block at a time; a network error is an InputError naming the URL."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            while block := resp.read(1 << 20):
+                yield block
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise InputError(f"{name}: download of {url} failed: {reason}") from None
 
 
 def python_docs_text() -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import files
 from ..config import TokenizerConfig
 from ..text import SPECIALS, Vocab, make_tokenizer
 from . import cache
@@ -184,13 +185,10 @@ def _encode_known(parts: list[Part], tok_cfg: TokenizerConfig, csv_column: str, 
     if hit is not None:
         return open_ids(hit[0], hit[1]["dtype"])
     tmp = cache.new_dir("ids", _stale)
-    try:
+    with cache.building(tmp):
         with id_writer(tmp, id_dtype(len(vocab))) as w:
             _write_pass(parts, tok_cfg, csv_column, known_ids(vocab), w)
         return _finish_ids(tmp, key, w.dtype, w.tokens, w.sentences, _fit(w.counts, len(vocab)))
-    except BaseException:
-        cache.discard(tmp)
-        raise
 
 
 def encode_corpus(source: str | os.PathLike, tok_cfg: TokenizerConfig, *, format: str = "auto",
@@ -205,11 +203,8 @@ def encode_corpus(source: str | os.PathLike, tok_cfg: TokenizerConfig, *, format
         vocab = Vocab.from_list(json.loads((hit[0] / VOCAB).read_text(encoding="utf-8")))
         return _encode_known(parts, tok_cfg, csv_column, vocab), vocab
     tmp = cache.new_dir("ids", _stale)
-    try:
+    with cache.building(tmp):
         encoded, vocab = _count_and_encode(parts, tok_cfg, csv_column, holdout, tmp)
-    except BaseException:
-        cache.discard(tmp)
-        raise
     _save_vocab(vkey, vocab)
     return encoded, vocab
 
@@ -264,13 +259,10 @@ def _finish_ids(tmp: Path, key: dict, dtype: np.dtype, tokens: int, sentences: i
 
 def _save_vocab(key: dict, vocab: Vocab) -> None:
     tmp = cache.new_dir("vocab", _stale)
-    try:
-        (tmp / VOCAB).write_text(json.dumps(vocab.to_list(), ensure_ascii=False), encoding="utf-8")
+    with cache.building(tmp):
+        (tmp / VOCAB).write_text(files.dumps(vocab.to_list()), encoding="utf-8")
         cache.write_meta(tmp, key)
         cache.publish(tmp, "vocab", key, _vocab_complete)
-    except BaseException:
-        cache.discard(tmp)
-        raise
 
 
 def _fit(counts: np.ndarray, size: int) -> np.ndarray:
