@@ -52,8 +52,11 @@ def test_missing_required_key_is_a_config_error():
     (TokenizerConfig, "max_vocab", "1000", "an integer"),
     (TokenizerConfig, "max_vocab", True, "an integer"),
     (ModelConfig, "hidden_dim", 12.5, "an integer"),
-    (TrainConfig, "lr", "0.1", "a number"),
-    (TrainConfig, "lr", True, "a number"),
+    (TrainConfig, "lr", "0.1", "a finite number"),
+    (TrainConfig, "lr", True, "a finite number"),
+    (TrainConfig, "max_minutes", float("inf"), "a finite number"),
+    (ModelConfig, "dropout", float("nan"), "a finite number"),
+    (SampleConfig, "length_penalty", float("-inf"), "a finite number"),
     (TrainConfig, "engine", 1, "a string"),
     (SampleConfig, "seed", 1.5, "an integer or null"),
     (SampleConfig, "stop", "\n", "a list of strings"),
@@ -104,6 +107,13 @@ def test_each_set_of_choices_is_defined_once():
     (SampleConfig, {"temperature": 0.0}, "--temperature"),
     (SampleConfig, {"beam": 2, "num_samples": 3}, "--num-samples 3 is more than --beam 2"),
     (SampleConfig, {"stop": ["x", ""]}, "--stop ''"),
+    (SampleConfig, {"seed": -1}, "--seed must be in [0, 4294967295]"),
+    (SampleConfig, {"seed": 2**32}, "--seed"),
+    (SampleConfig, {"length_penalty": 1e308}, "--length-penalty"),
+    (TrainConfig, {"seed": -1}, "seed must be in [0, 4294967295], got -1"),
+    (TrainConfig, {"seed": 2**64}, "seed"),
+    (ModelConfig, {"softmax": "adaptive", "vocab_size": 10**6, "cutoffs": list(range(1, 200)), "div_value": 1e6},
+     "last tail cluster"),  # div_value**199 is beyond a float: refused, not an OverflowError
 ])
 def test_range_checks(cls, kw, word):
     with pytest.raises(ConfigError) as e:
@@ -124,3 +134,31 @@ def test_defaults_and_config_json_keys_are_unchanged():
     train = TrainConfig().to_dict()
     assert list(train)[:6] == ["engine", "device", "batching", "batch_size", "seq_len", "bptt_truncate"]
     assert len(train) == 28 and train["corpus_format"] == "auto" and train["schedule"] == "plateau"
+
+
+def test_seed_edges_are_accepted():
+    for seed in (0, 2**32 - 1):
+        TrainConfig(seed=seed).validate()
+        SampleConfig(seed=seed).validate()
+    config.check_seed(2**32 - 1)
+    with pytest.raises(ConfigError, match="--seed: must be an integer"):
+        config.check_seed(True, "--seed")
+
+
+def test_check_types_checks_a_partial_section_key_by_key():
+    TrainConfig.check_types({"clip": 5, "optimizer": "sgd"}, "r.toml [train]")
+    with pytest.raises(ConfigError, match=r"^r.toml \[train\]: clip must be a finite number, got '5'$"):
+        TrainConfig.check_types({"clip": "5"}, "r.toml [train]")
+    with pytest.raises(ConfigError, match="optimizer must be one of"):
+        TrainConfig.check_types({"optimizer": "sgdd"}, "r.toml [train]")
+    with pytest.raises(ConfigError, match="unknown key.*vocab_size"):
+        ModelConfig.check_types({"vocab_size": 3}, "r.toml [model]", exclude=("vocab_size",))
+
+
+def test_odd_keys_and_long_values_stay_on_one_line():
+    with pytest.raises(ConfigError) as e:
+        TrainConfig.from_dict({"a\nb": 1, "": 2}, where="here")
+    assert "\n" not in str(e.value) and "'a\\nb'" in str(e.value) and "''" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        TrainConfig.from_dict({"csv_column": ["x\n" * 100]}, where="here")
+    assert "\n" not in str(e.value) and len(str(e.value)) < 200

@@ -6,7 +6,9 @@ values and its old command-line spellings live in the field's metadata, where th
 line (`rnnkit.cli.options`), recipes and config.json all read them. Each set of choices is
 defined once, below; other modules import it (rnnkit.data.readers: CORPUS_FORMATS, LEVELS). The base class `Settings` gives every config `to_dict`, `from_dict` (unknown keys
 and wrong types refused) and `validate` (types, choices, then the class's own range checks),
-each failure a ConfigError naming the field, so a typo never passes silently. ModelConfig's
+each failure a ConfigError naming the field, so a typo never passes silently; `check_types`
+checks a partial dict (a recipe section) key by key the same way. Numbers are finite (NaN and
+Inf are refused like a string would be) and seeds lie in [0, SEED_MAX]. ModelConfig's
 keys added after rnnkit 0.1.0 (LATER_KEYS: softmax, cutoffs, div_value) leave its to_dict()
 when they hold their defaults, so a full-softmax config.json is still one that 0.1.0 reads.
 `ModelConfig.check_options` validates model options before the corpus gives the vocabulary.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import math
 import typing
 from dataclasses import MISSING, dataclass, field
 from numbers import Integral, Real
@@ -42,6 +45,7 @@ WORD_SPLITS = ("regex", "whitespace")
 SOFTMAXES = ("full", "adaptive")
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+SEED_MAX = 2**32 - 1  # seeds numpy's and torch's generators both take, on every platform
 
 
 def about(help: str, choices: tuple[str, ...] | None = None, aliases: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -64,6 +68,18 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, Integral) and not isinstance(v, bool)
 
 
+def _is_number(v: Any) -> bool:
+    """An integer, or a finite float (NaN and Inf are not numbers a setting can hold)."""
+    if isinstance(v, bool) or not isinstance(v, Real):
+        return False
+    return _is_int(v) or math.isfinite(v)
+
+
+def check_seed(seed: Any, name: str = "seed") -> None:
+    """ConfigError unless `seed` is an integer in [0, SEED_MAX] (`name` says which option)."""
+    _check(_is_int(seed) and 0 <= seed <= SEED_MAX, name, f"must be an integer in [0, {SEED_MAX}], got {seed!r}")
+
+
 def field_default(f: dataclasses.Field) -> Any:
     """A field's default value (a fresh one for a default_factory)."""
     return f.default_factory() if f.default_factory is not MISSING else f.default
@@ -73,7 +89,7 @@ def field_default(f: dataclasses.Field) -> Any:
 _TYPES: dict[Any, tuple[str, Any]] = {
     bool: ("true or false", lambda v: isinstance(v, bool)),
     int: ("an integer", _is_int),
-    float: ("a number", lambda v: isinstance(v, Real) and not isinstance(v, bool)),
+    float: ("a finite number", _is_number),
     str: ("a string", lambda v: isinstance(v, str)),
     int | None: ("an integer or null", lambda v: v is None or _is_int(v)),
     list[str]: ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v)),
@@ -100,8 +116,8 @@ class Settings:
         """A validated config from a dict (a recipe section, config.json); unknown keys refused."""
         where = where or cls.WHERE
         names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-        unknown = sorted(set(d) - set(names))
-        _check(not unknown, where, f"unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
+        unknown = key_names(set(d) - set(names))
+        _check(not unknown, where, f"unknown key(s) {unknown} (known: {', '.join(sorted(names))})")
         missing = [f.name for f in dataclasses.fields(cls)  # type: ignore[arg-type]
                    if f.default is MISSING and f.default_factory is MISSING and f.name not in d]
         _check(not missing, where, f"missing key(s) {', '.join(missing)}")
@@ -109,16 +125,22 @@ class Settings:
         obj.validate(where)
         return obj
 
+    @classmethod
+    def check_types(cls, d: dict[str, Any], where: str, *, exclude: tuple[str, ...] = ()) -> None:
+        """Refuse, key by key, the unknown keys (and those of `exclude`) of a partial config (a
+        recipe section, before the command line and the corpus complete it) and values of the
+        wrong type or outside their choices; ranges wait for the whole config."""
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in exclude}  # type: ignore[arg-type]
+        unknown = key_names(k for k in d if k not in fields)
+        _check(not unknown, where, f"unknown key(s) {unknown} (known: {', '.join(sorted(fields))})")
+        for name, v in d.items():
+            _check_field(cls, fields[name], v, where)
+
     def validate(self, where: str | None = None) -> None:
         """ConfigError naming the first field of the wrong type, outside its choices or its range."""
         where = where or self.WHERE
-        types = field_types(type(self))
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            v = getattr(self, f.name)
-            kind, ok = _TYPES[types[f.name]]
-            _check(ok(v), where, f"{f.name} must be {kind}, got {v!r}")
-            allowed = f.metadata.get("choices")
-            _check(not allowed or v in allowed, where, f"{f.name} must be one of {', '.join(allowed or ())}, got {v!r}")
+            _check_field(type(self), f, getattr(self, f.name), where)
         self.check_ranges(where)
 
     def check_ranges(self, where: str) -> None:
@@ -128,6 +150,26 @@ class Settings:
         v = getattr(self, name)
         inside = lo <= v < hi if hi_open else lo <= v <= hi
         _check(inside, where, f"{name} must be in [{lo}, {hi}{')' if hi_open else ']'}, got {v!r}")
+
+
+def _check_field(cls: type, f: dataclasses.Field, v: Any, where: str) -> None:
+    """ConfigError unless `v` has field `f`'s type and, where it has choices, is one of them."""
+    kind, ok = _TYPES[field_types(cls)[f.name]]
+    _check(ok(v), where, f"{f.name} must be {kind}, got {_shown(v)}")
+    allowed = f.metadata.get("choices")
+    _check(not allowed or v in allowed, where, f"{f.name} must be one of {', '.join(allowed or ())}, got {v!r}")
+
+
+def key_names(keys: Any) -> str:
+    """Keys as a message lists them, sorted: a name as it is, anything else (spaces, newlines,
+    an empty key) as its repr, so that the message stays one line."""
+    return ", ".join(k if isinstance(k, str) and k.isidentifier() else repr(k) for k in sorted(keys, key=str))
+
+
+def _shown(v: Any, limit: int = 60) -> str:
+    """A value as a message shows it: its repr, cut short."""
+    text = repr(v)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass
@@ -205,7 +247,10 @@ class ModelConfig(Settings):
         _check(not self.tie_weights, where, "tie_weights does not apply to softmax adaptive (its head and tail "
                                             "matrices are not the embedding)")
         _check(1.0 <= self.div_value <= 1e6, where, f"div_value must be in [1, 1e6], got {self.div_value!r}")
-        smallest = int(self.hidden_dim // self.div_value ** len(c))
+        try:
+            smallest = int(self.hidden_dim // self.div_value ** len(c))
+        except OverflowError:  # div_value**n beyond a float: no unit left
+            smallest = 0
         _check(smallest >= 1, where, f"the last tail cluster would project to hidden_dim // div_value**{len(c)} "
                                      f"= {smallest} units: use fewer cutoffs or a smaller div_value")
 
@@ -282,6 +327,7 @@ class TrainConfig(Settings):
         _check(0 < self.lr <= 100, where, f"lr must be in (0, 100], got {self.lr!r}")
         _check(0 < self.lr_decay <= 1, where, f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
         _check(0 < self.valid_fraction < 1, where, f"valid_fraction must be in (0, 1), got {self.valid_fraction!r}")
+        _check(0 <= self.seed <= SEED_MAX, where, f"seed must be in [0, {SEED_MAX}], got {self.seed!r}")
 
 
 @dataclass
@@ -317,3 +363,7 @@ class SampleConfig(Settings):
                f"--num-samples {self.num_samples} is more than --beam {self.beam}: beam search keeps at most "
                f"--beam hypotheses")
         _check(all(self.stop), where, "--stop '' would stop before the first token: give a non-empty string")
+        _check(self.seed is None or 0 <= self.seed <= SEED_MAX, where,
+               f"--seed must be in [0, {SEED_MAX}], got {self.seed!r}")
+        _check(-10 <= self.length_penalty <= 10, where,
+               f"--length-penalty must be in [-10, 10], got {self.length_penalty!r}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import SampleConfig
+from ..errors import ConfigError
 
 
 def filter_logprobs(logp: np.ndarray, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
@@ -21,12 +22,15 @@ def filter_logprobs(logp: np.ndarray, *, temperature: float = 1.0, top_k: int = 
     """(B, K) log-probabilities -> renormalised (B, K) log-probabilities with excluded entries -inf.
 
     Order: ban, temperature, top-k (keep the k largest), top-p (keep the smallest prefix of the
-    sorted distribution whose mass reaches p; the top token always survives).
+    sorted distribution whose mass reaches p; the top token always survives). The temperature
+    divides the logits less their row maximum (all <= 0, the best 0), so no temperature
+    overflows: as T -> 0 the others go to -inf exactly and sampling becomes the argmax (ties
+    shared). A row with nothing left to choose is a ConfigError.
     """
     z = np.array(logp, dtype=np.float64, ndmin=2)
     if banned is not None:
         z[:, banned] = -np.inf
-    z = z / temperature
+    z = _tempered(z, temperature)
     K = z.shape[1]
     if 0 < top_k < K:
         kth = np.partition(z, K - top_k, axis=1)[:, K - top_k][:, None]
@@ -44,8 +48,33 @@ def filter_logprobs(logp: np.ndarray, *, temperature: float = 1.0, top_k: int = 
     return z
 
 
+def _tempered(z: np.ndarray, temperature: float) -> np.ndarray:
+    """(z - max) / T per row, in float64 (z itself at T = 1): every entry <= 0, the best exactly
+    0; an entry that would fall below the smallest float is -inf (its probability rounds to 0
+    either way)."""
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ConfigError(f"--temperature must be a finite number > 0, got {temperature!r}")
+    _check_rows(z)
+    if temperature == 1.0:
+        return z
+    z = z - z.max(axis=1, keepdims=True)
+    with np.errstate(over="ignore"):  # -big / tiny T -> -inf: exact as a probability
+        return z / temperature
+
+
+def _check_rows(z: np.ndarray) -> None:
+    """ConfigError for a row of log-probabilities with no finite entry (every token banned) or a NaN."""
+    if np.isnan(z).any():
+        raise ConfigError("sampling: the model gave NaN log-probabilities")
+    if not np.isfinite(z).any(axis=1).all():
+        raise ConfigError("sampling: every token is excluded (the vocabulary has only <unk>, <s>, </s>, "
+                          "or --min-len forbids </s>): nothing left to generate")
+
+
 def sample(logp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Draw one id per row of (B, K) log-probabilities by inverse CDF with one uniform per row."""
+    """Draw one id per row of (B, K) log-probabilities by inverse CDF with one uniform per row
+    (a ConfigError for a row with no finite entry, which would otherwise give id 0, <unk>)."""
+    _check_rows(logp)
     p = np.exp(logp - logp.max(axis=1, keepdims=True))
     cdf = np.cumsum(p, axis=1)
     u = rng.random(logp.shape[0]) * cdf[:, -1]

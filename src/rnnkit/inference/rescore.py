@@ -8,7 +8,9 @@ Formats (one hypothesis per line):
 
 total = ascore + lm_weight * lm_logprob + word_penalty * nwords, with lm_logprob in the chosen
 log base (default 10, as SRILM and Kaldi scores are). Hypotheses keep their input order
-within an id in ties.
+within an id in ties. The acoustic score must be a finite number (a decimal such as -12.5 or
+1e-3; NaN, Inf and 1e999 are refused, naming FILE:LINE); the old lscore, replaced, may be any
+number SRILM writes (-inf included); a total that overflows is refused too.
 
 Two ways through: `parse_nbest` + `combine` take a whole list (an id's hypotheses gathered
 wherever they are); `iter_nbest` + `rescore_stream` go id group by id group, each written as
@@ -19,6 +21,8 @@ a few dozen bytes each, to refuse one that comes back rather than rank it twice)
 
 from __future__ import annotations
 
+import math
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -50,16 +54,26 @@ def _plain(line: str, n: int, where: str, source: str) -> Hyp:
     return Hyp(uid.strip(), text.strip(), 0.0, n)
 
 
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_LSCORE = re.compile(rf"{_NUMBER.pattern}|[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
+
+
 def _srilm(line: str, n: int, where: str, source: str) -> Hyp:
     parts = line.split()
-    try:
-        ascore, _lscore, nwords = float(parts[0]), float(parts[1]), int(parts[2])
-    except (ValueError, IndexError):
-        raise InputError(f"{where}: expected 'ascore lscore nwords words...' (SRILM n-best), got {line[:60]!r}") from None
-    words = parts[3:]
+    if len(parts) < 3 or not _LSCORE.fullmatch(parts[1]) or not parts[2].isascii() or not parts[2].isdigit():
+        raise InputError(f"{where}: expected 'ascore lscore nwords words...' (SRILM n-best), got {line[:60]!r}")
+    ascore, nwords, words = _finite(parts[0], "acoustic score", where), int(parts[2]), parts[3:]
     if nwords != len(words):
         raise InputError(f"{where}: nwords says {nwords} but the line has {len(words)} words")
     return Hyp(Path(source).name, " ".join(words), ascore, n)
+
+
+def _finite(text: str, what: str, where: str) -> float:
+    """A score as a finite float, or InputError "WHERE: WHAT 'nan' is not a finite number"."""
+    value = float(text) if _NUMBER.fullmatch(text) else math.nan
+    if not math.isfinite(value):  # not a number, NaN, Inf, or beyond a float (1e999)
+        raise InputError(f"{where}: {what} {text[:40]!r} is not a finite number")
+    return value
 
 
 def _kaldi(line: str, n: int, where: str, source: str) -> Hyp:
@@ -97,9 +111,12 @@ def parse_nbest(lines: Iterable[str], fmt: str, source: str) -> list[Hyp]:
     return list(iter_nbest(lines, fmt, source))
 
 
-def _fill(h: Hyp, lm_logprob: float, lm_weight: float, word_penalty: float) -> Hyp:
+def _fill(h: Hyp, lm_logprob: float, lm_weight: float, word_penalty: float, source: str = "<hypotheses>") -> Hyp:
     h.lm = lm_logprob
     h.total = h.ascore + lm_weight * lm_logprob + word_penalty * h.nwords
+    if not math.isfinite(h.total):  # finite scores, but weights so large that the sum overflows
+        raise InputError(f"{source}:{h.line}: total score {h.total} of the hypothesis is not finite (ascore {h.ascore}, "
+                         f"lm {lm_logprob}); use a smaller --lm-weight or --word-penalty")
     return h
 
 
@@ -133,7 +150,7 @@ def rescore_stream(hyps: Iterable[Hyp], lm_logprobs: Callable[[Iterable[str]], I
     group: list[Hyp] = []
     for lp in lm_logprobs(texts()):
         h, last = pending.popleft()
-        group.append(_fill(h, lp, lm_weight, word_penalty))
+        group.append(_fill(h, lp, lm_weight, word_penalty, source))
         if last:
             yield h.id, _ranked(group)
             group = []

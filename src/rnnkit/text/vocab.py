@@ -2,7 +2,9 @@
 
 Built deterministically from token lists or from token counts (count descending, then token
 ascending), capped by size (specials included) and by minimum count; saved as vocab.json, the
-token list in id order; `digest()` names it in cache keys. `from_list` refuses malformed lists with a one-line CheckpointError.
+token list in id order; `digest()` names it in cache keys. `from_list` refuses
+malformed lists (not a list; not unique, non-empty, encodable strings; specials not first)
+with a one-line CheckpointError.
 """
 
 from __future__ import annotations
@@ -127,6 +129,17 @@ def _validate(tokens: list) -> None:
             raise CheckpointError(f"vocab: entry {i} is {type(t).__name__} {t!r}, not a string")
         if t == "":
             raise CheckpointError(f"vocab: entry {i} is an empty string")
+        if not t.isprintable() and _unencodable(t):
+            raise CheckpointError(f"vocab: entry {i} {t!r} is not valid Unicode (a lone surrogate)")
         if t in seen:
             raise CheckpointError(f"vocab: entry {i} {t!r} duplicates entry {seen[t]}")
         seen[t] = i
+
+
+def _unencodable(token: str) -> bool:
+    """Whether `token` holds a lone surrogate (JSON's "\\ud800" decodes to one; UTF-8 cannot hold it)."""
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
