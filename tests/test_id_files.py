@@ -430,3 +430,34 @@ def test_sentence_batches_from_offsets_are_those_from_arrays():
         for (x, y, m), (rx, ry, rm) in zip(sentence_batches(ids, vocab, 6, rng=seed), sentence_batches(enc, vocab, 6, rng=seed),
                                            strict=True):
             assert np.array_equal(x, rx) and np.array_equal(y, ry) and np.array_equal(m, rm)
+
+
+def _resident_kb(path: Path) -> int:
+    """Resident kB of this process's mappings of `path` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if line[:1].isdigit() or line[:1] in "abcdef" and "-" in line.split()[0]:
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("reader", ["train", "eval"])
+def test_reading_a_whole_id_file_does_not_keep_it_resident(tmp_path, reader):
+    """Pages of the memory map count as the process's memory once read: a pass over a 16 MB id
+    file (training windows, or evaluation) must not leave it resident (release_pages). Two
+    columns: the kernel may map a large folio (up to 2 MB) around each column's position, so
+    what stays resident is bounded by the columns, not by the file."""
+    from rnnkit.inference.evaluate import stream_windows
+
+    n = 8_000_000
+    path = tmp_path / "ids.bin"
+    np.random.default_rng(0).integers(1, 500, n).astype(np.uint16).tofile(path)
+    mm = np.memmap(path, dtype=np.uint16, mode="r")
+    windows = StreamBatcher(mm, 2, 500).windows() if reader == "train" else \
+        stream_windows(mm, Vocab.build([["a"]]), 2, 500)
+    seen = sum(int(x.shape[0]) * int(x.shape[1]) for x, _, _ in windows)
+    assert seen >= n - 2 * 501  # the whole file was read
+    assert _resident_kb(path) < 0.25 * n * 2 / 1024  # less than a quarter of its 15.6 MB still resident

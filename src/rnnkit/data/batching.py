@@ -9,6 +9,7 @@ with a mask that is 0 on padding.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -38,6 +39,25 @@ def stream_ids(encoded: Sequence[np.ndarray], vocab: Vocab) -> np.ndarray:
         out[pos] = vocab.eos_id
         pos += 1
     return out
+
+
+RELEASE_EVERY = 256  # windows read between two release_pages calls
+
+
+def release_pages(ids: np.ndarray) -> None:
+    """Let go of the pages of an id file's memory map that this process has read so far
+    (madvise MADV_DONTNEED: they stay in the page cache and fault back in cheaply when read
+    again). The pages a memory map has touched count in the process's resident memory; without
+    this, reading a whole corpus would raise it by the size of the id file. Anything that is not
+    a memory map (or a platform without madvise) is left alone."""
+    base = ids
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is not None and hasattr(base, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            base.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):
+            pass
 
 
 class StreamBatcher:
@@ -87,6 +107,8 @@ class StreamBatcher:
     def windows(self, start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(x, y, mask) for windows start, start+1, ..., len(self)-1."""
         for i in range(start, len(self)):
+            if i % RELEASE_EVERY == 0:
+                release_pages(self.ids)  # the pages read so far need not stay resident
             yield self.window(i)
 
 

@@ -28,6 +28,7 @@ from ..data import (
     sentence_lengths,
     stream_ids,
 )
+from ..data.batching import RELEASE_EVERY, release_pages
 from ..text import Vocab
 
 Window = tuple[np.ndarray, np.ndarray, np.ndarray]  # x, y int64 (t, B); mask bool (t, B)
@@ -61,7 +62,9 @@ def stream_windows(ids: np.ndarray, vocab: Vocab, batch_size: int, seq_len: int)
     B = max(1, min(batch_size, n))
     L = -(-n // B)
     columns = np.arange(B, dtype=np.int64) * L
-    for t0 in range(0, L, seq_len):
+    for i, t0 in enumerate(range(0, L, seq_len)):
+        if i % RELEASE_EVERY == 0:
+            release_pages(ids)  # the pages read so far need not stay resident
         pos = np.arange(t0, min(t0 + seq_len, L), dtype=np.int64)[:, None] + columns[None, :]
         real = pos < n
         pos = np.minimum(pos, n - 1)
