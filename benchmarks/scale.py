@@ -169,7 +169,7 @@ def train_row(corpus: Path, work: Path) -> dict:
     return r
 
 
-def score_rows(megabytes: float, work: Path) -> dict:
+def score_rows(megabytes: float, work: Path, commands: list[str]) -> dict:
     """score and eval of a PTB-derived input with a small model (vocabulary 2,000, hidden 32)."""
     model = work / "small-model"
     if not (model / "config.json").is_file():
@@ -179,7 +179,7 @@ def score_rows(megabytes: float, work: Path) -> dict:
     src = build_corpus(work / f"score-{megabytes:g}mb.txt", megabytes, seed=1)
     tokens = _count_tokens(src)
     res = {}
-    for cmd in ("score", "eval"):
+    for cmd in commands:
         args = [cmd, str(model), str(src)] + (["-o", str(work / "scores.txt")] if cmd == "score" else [])
         cache = work / "id-cache"
         shutil.rmtree(cache, ignore_errors=True)
@@ -202,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=float, nargs="*", default=[52, 208, 519], help="training corpora, MB")
     ap.add_argument("--score-sizes", type=float, nargs="*", default=[20, 200], help="score / eval inputs, MB")
+    ap.add_argument("--commands", nargs="*", default=["score", "eval"], choices=["score", "eval"],
+                    help="which of score and eval to measure on the --score-sizes inputs (default: both)")
     ap.add_argument("--work", default="/tmp/rnnkit-scale", help="where corpora and models go (default %(default)s)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scale.json"))
     ap.add_argument("--src", default=str(ROOT / "src"), help="the src/ folder of the rnnkit to measure (default: this checkout's)")
@@ -223,11 +225,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['warm']['first_step']:5.1f} s) | word_language_model prep: {w['seconds']:6.1f} s, "
               f"peak {w['peak_rss_mb']:6.0f} MB | first step / wlm prep {r['first_step'] / w['seconds']:.2f}", flush=True)
     for mb in args.score_sizes:
-        res = score_rows(mb, work)
+        res = score_rows(mb, work, args.commands)
         result["score"][f"{mb:g}"] = res
         print(f"{mb:7.1f} MB input  " + " | ".join(
             f"{c}: peak {res[c]['peak_rss_mb']:6.0f} MB, {res[c]['seconds']:6.1f} s, {res[c]['tok_s']:9,.0f} tok/s"
-            for c in ("score", "eval")), flush=True)
+            for c in args.commands), flush=True)
     write_results(args.out, result)
     return 0
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import RnnkitError
-from . import demo, download, evaluate, generate, gradcheck, plot, rescore, score, train
+from . import analyze, demo, download, evaluate, generate, gradcheck, plot, rescore, score, train
 from .options import HelpFormatter, Parser
 
 COMMANDS = {  # name -> module, in the order `rnnkit --help` lists them
@@ -28,6 +28,7 @@ COMMANDS = {  # name -> module, in the order `rnnkit --help` lists them
     "plot": plot,
     "download": download,
     "gradcheck": gradcheck,
+    "analyze": analyze,
     "demo": demo,
 }
 

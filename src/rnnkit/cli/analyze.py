@@ -1,0 +1,33 @@
+"""`rnnkit analyze`: looking inside a model, one sub-command per lesson of the tutorial series.
+
+ANALYSES below is the one list of them: name -> module, each module holding its parser
+(`add_parser(subparsers)`) and its handler (`run(args) -> int`), as the commands do.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .options import Parser
+
+ANALYSES: dict[str, Any] = {  # name -> module, in the order `rnnkit analyze --help` lists them
+}
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "analyze", help="look inside a model: gradients through time, memory, activations, the feed-forward net",
+        description="Look inside recurrent models (and the feed-forward network the tutorial series starts "
+                    "from). `rnnkit analyze ANALYSIS --help` explains each one.")
+    sub = p.add_subparsers(dest="analysis", metavar="ANALYSIS", parser_class=Parser)
+    for module in ANALYSES.values():
+        module.add_parser(sub)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.analysis is None:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"analyze: name an analysis ({', '.join(ANALYSES)}); see rnnkit analyze --help")
+    return ANALYSES[args.analysis].run(args)
