@@ -20,7 +20,8 @@ def add_parser(subparsers: Any) -> None:
         "analyze", help="look inside a model: gradients through time, memory, activations, the feed-forward net",
         description="Look inside recurrent models (and the feed-forward network the tutorial series starts "
                     "from). `rnnkit analyze ANALYSIS --help` explains each one.")
-    sub = p.add_subparsers(dest="analysis", metavar="ANALYSIS", parser_class=Parser)
+    sub = p.add_subparsers(dest="analysis", metavar="ANALYSIS", parser_class=Parser,
+                           help="one of: " + (", ".join(ANALYSES) or "none yet"))
     for module in ANALYSES.values():
         module.add_parser(sub)
 
