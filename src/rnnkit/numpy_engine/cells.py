@@ -13,8 +13,11 @@ Every cell is a pair of functions in the style of the classic from-scratch tutor
   They are the same array for rnn and lstm; they differ in the n gate of the GRU, where the
   recurrent half is multiplied by r. The layer turns them into weight gradients after the
   time loop with one matmul each.
+- ``dxp`` is the tutorial's ``delta_t`` (tutorial.py): the error at the pre-activation of
+  step t. The layer's plain BPTT loop (model.py, ``_layer_bptt``) calls the backward step
+  once per step, like the twin's ``bptt``.
 - The backward functions broadcast: ``dhidden`` may carry extra leading axes (..., B, H), which
-  truncated BPTT uses to keep errors of different origin apart.
+  truncated BPTT (``_layer_bptt_truncated``) uses to keep errors of different age apart.
 
 Gate order and equations are PyTorch's (weights are views of the stacked (G*H, .) matrices).
 """
@@ -45,14 +48,14 @@ def rnn_step_forward(xp, hidden, W_hh, b_hh, nonlinearity="tanh"):
 
 
 def rnn_step_backward(dhidden, cache):
-    (dh,) = dhidden
-    h, W_hh, nonlinearity = cache
+    (ds_t,) = dhidden  # dL/ds_t
+    s_t, W_hh, nonlinearity = cache
     if nonlinearity == "tanh":
-        da = dh * (1.0 - h * h)  # tanh' = 1 - s_t^2
+        delta_t = ds_t * (1.0 - s_t * s_t)  # tanh' = 1 - s_t^2
     else:
-        da = dh * (h > 0)  # relu' = [a > 0]
-    dh_prev = da @ W_hh
-    return da, da, (dh_prev,)
+        delta_t = ds_t * (s_t > 0)  # relu' = [a > 0]
+    ds_prev = delta_t @ W_hh  # W^T delta_t: the error at s_{t-1}
+    return delta_t, delta_t, (ds_prev,)
 
 
 # ---------------------------------------------------------------- GRU (gates r, z, n)

@@ -10,13 +10,15 @@ The tutorial's model, batched over sentences and time-major:
 
 Shapes: T time steps, B batch rows, D embed_dim, H hidden_dim, G gates, K vocab_size.
 
-Backward is BPTT written out as a ``for t in reversed(range(T))`` loop per layer. With
-``bptt_truncate = k > 0`` the error of the output at time t flows back only through steps
-t, t-1, ..., t-k (the tutorial's definition; the states before t-k are treated as constants
-for that output). To do that without a loop per output, the backward pass keeps the error at
-each step split by its age a = t_out - t in an extra axis (k+1 of them): one step back ages
-every slice by one and drops the slice that has travelled k steps. Through a stack of layers
-the ages are passed down as well, so every layer sees the same truncation.
+Backward is BPTT written out as a ``for t in reversed(range(T))`` loop per layer, the loop of
+the readable twin (tutorial.py: the tutorial's RNNNumpy, one sentence at a time, which the
+tests check this engine against). Plain BPTT is `_layer_bptt`. With ``bptt_truncate = k > 0``
+the error of the output at time t flows back only through steps t, t-1, ..., t-k (the
+tutorial's definition; the states before t-k are treated as constants for that output): that
+is `_layer_bptt_truncated`. To do it without a loop per output, it keeps the error at each
+step split by its age a = t_out - t in an extra axis (k+1 of them): one step back ages every
+slice by one and drops the slice that has travelled k steps. Through a stack of layers the
+ages are passed down as well, so every layer sees the same truncation.
 
 `forward_backward(..., sparse=True)` is the Trainer's variant (untied weights, no weight
 decay): the embedding's gradient comes back as a RowGrad holding only the rows the window
@@ -207,43 +209,92 @@ class RNNLM:
         return self.output.log_probs(Htop[0]), self._public(hid)
 
     # ------------------------------------------------------------ backward
-    def _layer_backward(self, n: int, dH: np.ndarray, record, grads: dict, per_age: bool):
-        """BPTT through layer n. dH (T, A, B, H): error arriving at each output h_t, split by
-        age (A = k+1 under truncation, else A = 1). Returns the error at the layer's input,
-        (T, A, B, D_n) when `per_age` (a layer below needs the ages), else summed over ages
-        (T, B, D); adds the weight gradients to `grads`."""
-        p = self.params
-        X, Hprev, caches, _ = record
-        W_ih = p[f"rnn.weight_ih_l{n}"]
-        T, A, B, H = dH.shape
-        truncated = A > 1
-        GH = W_ih.shape[0]
-        dXP = np.empty((T, B, GH), dtype=self.dtype)  # d loss / d (W_ih x_t + b_ih), summed over ages
-        dHP = np.empty((T, B, GH), dtype=self.dtype)  # d loss / d (W_hh s_{t-1} + b_hh), summed over ages
-        dX = np.empty((T, A, B, W_ih.shape[1]), dtype=self.dtype) if per_age else None  # (T, A, B, D_n)
-        n_state = 2 if self.config.cell == "lstm" else 1
-        carry = tuple(np.zeros((A, B, H), dtype=self.dtype) for _ in range(n_state))
-        # BPTT, the tutorial's loop:  delta_t = dL/ds_t (from above + from step t+1)
-        #   da_t = delta_t * tanh'(a_t);  dU += da_t x_t^T;  dW += da_t s_{t-1}^T;  delta_{t-1} += W^T da_t
-        # (the dU, dW sums are done after the loop, one matmul each)
+    def _zero_state(self, shape) -> tuple:
+        """Zeros for the error carried back through the hidden state: (ds,) or, lstm, (ds, dc)."""
+        return tuple(np.zeros(shape, dtype=self.dtype) for _ in range(2 if self.config.cell == "lstm" else 1))
+
+    def _weight_gradients(self, n: int, record, delta: np.ndarray, delta_hh: np.ndarray, grads: dict) -> None:
+        """The twin's dLdU += outer(delta_t, x_t), dLdW += outer(delta_t, s_{t-1}), dLdb += delta_t,
+        summed over every step and row with one matmul each. delta, delta_hh (T, B, G*H): the
+        error at the input half and at the recurrent half of each pre-activation (the same
+        array except in the GRU, see cells.py)."""
+        X, Hprev, _, _ = record  # (T, B, D_n), (T, B, H): x_t and s_{t-1}
+        T, B, GH = delta.shape
+        grads[f"rnn.weight_ih_l{n}"] = delta.reshape(T * B, GH).T @ X.reshape(T * B, -1)  # (G*H, D_n)
+        grads[f"rnn.bias_ih_l{n}"] = delta.sum(axis=(0, 1))
+        grads[f"rnn.weight_hh_l{n}"] = delta_hh.reshape(T * B, GH).T @ Hprev.reshape(T * B, -1)  # (G*H, H)
+        grads[f"rnn.bias_hh_l{n}"] = delta_hh.sum(axis=(0, 1))
+
+    def _layer_bptt(self, n: int, dS: np.ndarray, record, grads: dict) -> np.ndarray:
+        """Plain (untruncated) BPTT through layer n: the twin's bptt (tutorial.py) for a whole
+        batch. dS (T, B, H): the error arriving at each output s_t from above (the twin's
+        V^T delta_o[t]). Adds the layer's weight gradients to `grads`; returns the error at the
+        layer's input (T, B, D_n)."""
+        _, _, caches, _ = record
+        W_ih = self.params[f"rnn.weight_ih_l{n}"]
+        T, B, H = dS.shape
+        delta = np.empty((T, B, W_ih.shape[0]), dtype=self.dtype)  # (T, B, G*H): delta_t of every step
+        delta_hh = np.empty_like(delta) if self.config.cell == "gru" else delta
+        carry = self._zero_state((B, H))  # W^T delta_{t+1}: the error from step t+1 (lstm: and dc)
+        # delta_t = (error from the output at t + W^T delta_{t+1}) * (1 - s_t^2)   (gru, lstm: cells.py)
         for t in reversed(range(T)):
-            dhidden = (dH[t] + carry[0],) + carry[1:]
-            dxp, dhp, dprev = self._step_backward(dhidden, caches[t])  # (A, B, G*H) x2, hidden (A, B, H)
-            dXP[t] = dxp.sum(axis=0)
-            dHP[t] = dXP[t] if dhp is dxp else dhp.sum(axis=0)  # differ only in the GRU
-            if per_age:
-                dX[t] = dxp @ W_ih  # the layer below keeps the ages apart
-            if truncated:  # one step older; errors that already went back k steps stop here
-                carry = tuple(np.concatenate([np.zeros_like(d[:1]), d[:-1]], axis=0) for d in dprev)
-            else:
-                carry = dprev
+            ds_t = (dS[t] + carry[0],) + carry[1:]  # dL/ds_t, (B, H)
+            delta[t], delta_hh[t], carry = self._step_backward(ds_t, caches[t])
         # the carried hidden from before the window gets no gradient (stream mode)
-        # weight gradients: one matmul over all time steps each
-        grads[f"rnn.weight_ih_l{n}"] = dXP.reshape(T * B, GH).T @ X.reshape(T * B, -1)
-        grads[f"rnn.bias_ih_l{n}"] = dXP.sum(axis=(0, 1))
-        grads[f"rnn.weight_hh_l{n}"] = dHP.reshape(T * B, GH).T @ Hprev.reshape(T * B, H)
-        grads[f"rnn.bias_hh_l{n}"] = dHP.sum(axis=(0, 1))
-        return dX if per_age else dXP @ W_ih  # (T, A, B, D_n) or, for the embedding, (T, B, D)
+        self._weight_gradients(n, record, delta, delta_hh, grads)
+        return delta @ W_ih  # (T, B, G*H) @ (G*H, D_n): the twin's dLdU[:, x_t] += delta_t
+
+    def _layer_bptt_truncated(self, n: int, dS: np.ndarray, record, grads: dict, per_age: bool) -> np.ndarray:
+        """Truncated BPTT through layer n: the twin's inner loop
+        ``for bptt_step in reversed(range(max(0, t - bptt_truncate), t + 1))`` for every output t
+        at once. dS (T, A, B, H), A = bptt_truncate + 1: the error arriving at s_t, split by its
+        age a = (the step of the output it came from) - t. One step back ages every slice by
+        one, and the slice of age bptt_truncate, which has gone as far back as it may, is
+        dropped. Returns the error at the layer's input, by age (T, A, B, D_n) when `per_age`
+        (the layer below truncates the same errors), else summed over ages (T, B, D_n)."""
+        _, _, caches, _ = record
+        W_ih = self.params[f"rnn.weight_ih_l{n}"]
+        T, A, B, H = dS.shape
+        GH = W_ih.shape[0]
+        delta = np.empty((T, B, GH), dtype=self.dtype)  # delta_t summed over ages (all dLdU, dLdW need)
+        delta_hh = np.empty_like(delta) if self.config.cell == "gru" else delta
+        dX = np.empty((T, A, B, W_ih.shape[1]), dtype=self.dtype) if per_age else None  # (T, A, B, D_n)
+        carry = self._zero_state((A, B, H))
+        for t in reversed(range(T)):
+            ds_t = (dS[t] + carry[0],) + carry[1:]  # (A, B, H)
+            delta_t, delta_hh_t, carry = self._step_backward(ds_t, caches[t])  # (A, B, G*H) x2
+            delta[t] = delta_t.sum(axis=0)
+            if delta_hh is not delta:
+                delta_hh[t] = delta_hh_t.sum(axis=0)
+            if per_age:
+                dX[t] = delta_t @ W_ih
+            carry = tuple(_one_step_older(d) for d in carry)  # age bptt_truncate stops here
+        self._weight_gradients(n, record, delta, delta_hh, grads)
+        return dX if per_age else delta @ W_ih
+
+    def _bptt(self, dtop: np.ndarray, records: list, grads: dict) -> np.ndarray:
+        """Plain BPTT down the stack: dtop (T, B, H), the error at the top outputs -> the error
+        at the embedding's output (T, B, D)."""
+        dS = dtop
+        for n in reversed(range(self.config.num_layers)):
+            out_mask = records[n][3]
+            if out_mask is not None:
+                dS = dS * out_mask
+            dS = self._layer_bptt(n, dS, records[n], grads)
+        return dS
+
+    def _bptt_truncated(self, dtop: np.ndarray, records: list, grads: dict, bptt_truncate: int) -> np.ndarray:
+        """Truncated BPTT down the stack: every output's error goes back bptt_truncate steps at
+        most, in every layer (the ages travel down with it). (T, B, H) -> (T, B, D)."""
+        T, B, H = dtop.shape
+        dS = np.zeros((T, bptt_truncate + 1, B, H), dtype=self.dtype)  # (T, A, B, H)
+        dS[:, 0] = dtop  # age 0: the error of the output at this very step
+        for n in reversed(range(self.config.num_layers)):
+            out_mask = records[n][3]
+            if out_mask is not None:
+                dS = dS * out_mask[:, None]
+            dS = self._layer_bptt_truncated(n, dS, records[n], grads, per_age=n > 0)
+        return dS
 
     def forward_backward(self, x, y, mask=None, hidden=None, bptt_truncate: int = 0, *, dropout_rng=None,
                          sparse: bool = False):
@@ -260,23 +311,19 @@ class RNNLM:
             raise ValueError(f"x shape {x.shape} does not match y shape {y.shape}")
         m = self._mask(y, mask)
         T, B = x.shape
-        k = int(bptt_truncate)
-        if k < 0:
-            raise ValueError(f"bptt_truncate must be >= 0, got {k}")
-        A = k + 1 if 0 < k < T - 1 else 1  # k >= T-1 reaches step 0 from every output: full BPTT
+        bptt_truncate = int(bptt_truncate)
+        if bptt_truncate < 0:
+            raise ValueError(f"bptt_truncate must be >= 0, got {bptt_truncate}")
         hid = self._tuples(hidden, B)
         Htop, hid, (emb_mask, records) = self._stack_forward(x, hid, rng=dropout_rng, keep=True)
         H = cfg.hidden_dim
         # o_t = softmax(V s_t + c) (or the adaptive softmax): loss and gradients, a block of rows at a time
         loss, dtop, grads = self.output.loss_backward(Htop.reshape(T * B, H), y.ravel(), m.ravel())
-        dH = np.zeros((T, A, B, H), dtype=self.dtype)
-        dH[:, 0] = dtop.reshape(T, B, H)  # age 0: the error of the output at this very step
-        for n in reversed(range(cfg.num_layers)):
-            out_mask = records[n][3]
-            if out_mask is not None:
-                dH *= out_mask[:, None]
-            dH = self._layer_backward(n, dH, records[n], grads, per_age=n > 0)
-        dE = dH  # (T, B, D)
+        dtop = dtop.reshape(T, B, H)  # the twin's V^T delta_o[t], every row
+        if 0 < bptt_truncate < T - 1:
+            dE = self._bptt_truncated(dtop, records, grads, bptt_truncate)  # (T, B, D)
+        else:  # 0, or bptt_truncate >= T-1, which reaches step 0 from every output: plain BPTT
+            dE = self._bptt(dtop, records, grads)  # (T, B, D)
         if emb_mask is not None:
             dE = dE * emb_mask
         grads["embedding.weight"] = self._embedding_gradient(x, dE, grads, sparse and not cfg.tie_weights)
@@ -300,3 +347,9 @@ class RNNLM:
         if self.config.tie_weights:
             dEmb += grads.pop("decoder.weight")
         return dEmb
+
+
+def _one_step_older(d: np.ndarray) -> np.ndarray:
+    """(A, B, H) errors by age -> the same errors one step further back: age a becomes a + 1,
+    the oldest (age A-1 = bptt_truncate) is dropped and age 0 starts empty."""
+    return np.concatenate([np.zeros_like(d[:1]), d[:-1]], axis=0)
