@@ -9,9 +9,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from . import analyze_activations, analyze_feedforward, analyze_gradients, analyze_memory
 from .options import Parser
 
 ANALYSES: dict[str, Any] = {  # name -> module, in the order `rnnkit analyze --help` lists them
+    "gradients": analyze_gradients,
+    "memory": analyze_memory,
+    "activations": analyze_activations,
+    "feedforward": analyze_feedforward,
 }
 
 
