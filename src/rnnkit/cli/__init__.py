@@ -16,7 +16,19 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import RnnkitError
-from . import analyze, demo, download, evaluate, generate, gradcheck, plot, rescore, score, train
+from . import (
+    analyze,
+    demo,
+    download,
+    evaluate,
+    generate,
+    gradcheck,
+    plot,
+    predict,
+    rescore,
+    score,
+    train,
+)
 from .options import HelpFormatter, Parser
 
 COMMANDS = {  # name -> module, in the order `rnnkit --help` lists them
@@ -25,6 +37,7 @@ COMMANDS = {  # name -> module, in the order `rnnkit --help` lists them
     "score": score,
     "rescore": rescore,
     "generate": generate,
+    "predict": predict,
     "plot": plot,
     "download": download,
     "gradcheck": gradcheck,
