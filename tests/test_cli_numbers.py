@@ -188,16 +188,16 @@ def test_score_srilm_is_log10_with_srilm_ppl(word_dir, ref, sents_file, capsys, 
 
 
 def test_score_srilm_oov_unk_policy(word_dir, ref, sents_file, capsys):
-    """Under --oov unk (the default) an unknown word is scored as <unk>: its log-probability is
-    in logprob= and it is in ppl's / ppl1's denominators, yet it is still reported as an OOV
-    (SRILM would either skip it or, with -unk, not call it an OOV). This pins today's policy;
-    issue 13 is to decide it."""
+    """Under --oov unk (the default) an unknown word is scored as <unk>, a word like any other as
+    with SRILM's -unk: its log-probability is in logprob=, it is in ppl's / ppl1's denominators
+    and it is not reported as an OOV (0 OOVs, though "zebra" is unknown)."""
     rc, out, err = run(capsys, "score", word_dir, sents_file, "--output-format", "srilm")
     assert rc == 0, err
     m = SRILM.fullmatch(out)
     assert m, out
     rows, words, oovs, nsent = expected(ref, "unk")
-    assert [int(m.group(k)) for k in (2, 3, 4)] == [nsent, words, oovs] and oovs == 1
+    assert oovs == 1  # the corpus has an unknown word ...
+    assert [int(m.group(k)) for k in (2, 3, 4)] == [nsent, words, 0]  # ... which -unk does not call an OOV
     lp10 = sum(n for _, n in rows) / math.log(10)
     assert float(m.group(5)) == pytest.approx(lp10, rel=2e-6, abs=1e-5)
     assert float(m.group(6)) == pytest.approx(10 ** (-lp10 / (words + nsent)), rel=2e-5)

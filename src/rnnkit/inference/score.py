@@ -4,9 +4,12 @@ streamed in bounded chunks.
 A sentence w1..wn is scored as KenLM and SRILM do by default: `<s>` is context only, each
 word and the closing `</s>` are predicted. `bos=False`: the first word is context, not
 scored. `eos=False`: `</s>` is not predicted. OOV policy: `unk` scores an unknown word as
-`<unk>`; `skip` feeds it as `<unk>` but leaves its probability out (SRILM's convention),
-counting it. An empty line is a sentence of zero words (with eos it scores p(</s> | <s>)),
-so output stays aligned with input lines.
+`<unk>` (a word like any other, as SRILM's `-unk`); `skip` feeds it as `<unk>` but leaves its
+probability out (SRILM's convention without `-unk`): an OOV, out of the denominators. A line
+that ends with a literal `</s>` token has ended: that token is the end of the sentence, not
+a word, and `</s>` is predicted once (even with eos=False, the text asking for it). An empty
+line is a sentence of zero words (with eos it scores p(</s> | <s>)), so output stays aligned
+with input lines.
 
 `score_stream` reads `chunk_sentences` sentences at a time, sorts that chunk by length into
 batches, scores them (on the engine's workers, `parallel.map_batches`) and yields the
@@ -33,6 +36,8 @@ from .parallel import map_batches
 LOG_BASES = {"e": math.e, "10": 10.0, "2": 2.0}
 CHUNK_SENTENCES = 4096  # sentences read, sorted and scored together by score_stream
 EOS_NAME = "</s>"
+BOS_NAME = "<s>"
+UNK_NAME = "<unk>"
 
 
 @dataclass(slots=True)
@@ -55,6 +60,13 @@ class SentenceScore:
     num_oov: int = 0  # predicted tokens not in the vocabulary
     scored_eos: int = 0  # 1 when </s> is predicted and counted
     tokens: list[TokenScore] | None = None
+    context: str = BOS_NAME  # what the first predicted token is conditioned on, as the model reads
+    # it: <s>, or without bos the first word (<unk> when unknown)
+
+    @property
+    def num_skipped(self) -> int:
+        """Words left out of the logprob (OOVs under oov="skip"; SRILM's OOVs)."""
+        return self.num_words - (self.num_scored - self.scored_eos)
 
     @property
     def ppl(self) -> float:
@@ -86,19 +98,24 @@ class _Sentence:
     oovs: list[bool]
     scored: list[bool]
     seq: np.ndarray  # the ids the model reads: [<s>] w1 .. wn [</s>]
+    context: str  # SentenceScore.context
     logp: np.ndarray | None = None  # ln p of each predicted token (a column of its batch)
 
 
 def _prepare(text: str, vocab, tokenizer, bos: bool, eos: bool, oov: str) -> _Sentence:
     toks = tokenizer.tokenize(text)
+    if toks and toks[-1] == EOS_NAME:  # the sentence's own end: not a word, predicted once
+        toks, eos = toks[:-1], True
     ids = vocab.encode(toks)
     seq = ([vocab.bos_id] if bos else []) + ids + ([vocab.eos_id] if eos else [])
     names = toks + ([EOS_NAME] if eos else [])
     oovs = [i == vocab.unk_id for i in ids] + ([False] if eos else [])
+    context = BOS_NAME
     if not bos:  # the first word is context only
+        context = (UNK_NAME if oovs[0] else names[0]) if names else ""
         names, oovs = names[1:], oovs[1:]
     scored = [not (o and oov == "skip") for o in oovs]
-    return _Sentence(text, names, oovs, scored, np.asarray(seq, dtype=np.int64))
+    return _Sentence(text, names, oovs, scored, np.asarray(seq, dtype=np.int64), context)
 
 
 def _finish(s: _Sentence, per_token: bool) -> SentenceScore:
@@ -106,7 +123,7 @@ def _finish(s: _Sentence, per_token: bool) -> SentenceScore:
     logps = s.logp[:len(s.names)].tolist() if s.logp is not None else []
     res = SentenceScore(s.text, float(sum(lp for lp, sc in zip(logps, s.scored) if sc)), sum(s.scored),
                         sum(n != EOS_NAME for n in s.names), sum(s.oovs),
-                        sum(n == EOS_NAME and sc for n, sc in zip(s.names, s.scored)))
+                        sum(n == EOS_NAME and sc for n, sc in zip(s.names, s.scored)), context=s.context)
     if per_token:
         res.tokens = [TokenScore(n, lp if sc else float("nan"), o, sc)
                       for n, lp, o, sc in zip(s.names, logps, s.oovs, s.scored)]
@@ -212,7 +229,7 @@ class Summary:
 
     sentences: int = 0
     words: int = 0  # tokens other than </s>
-    oovs: int = 0
+    oovs: int = 0  # words left out (oov="skip"); under "unk" an unknown word is a word (SRILM's -unk)
     logprob: float = 0.0  # natural log, scored tokens only
     scored_words: int = 0  # words whose probability is counted
     scored_eos: int = 0  # </s> predictions counted
@@ -221,7 +238,7 @@ class Summary:
         """Count one sentence in; returns it, so `map(summary.add, stream)` passes results on."""
         self.sentences += 1
         self.words += s.num_words
-        self.oovs += s.num_oov
+        self.oovs += s.num_skipped
         self.logprob += s.logprob
         self.scored_words += s.num_scored - s.scored_eos
         self.scored_eos += s.scored_eos
