@@ -16,6 +16,8 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
+
 from . import checkpoint
 from .config import SampleConfig
 from .data import encode_sentences
@@ -23,6 +25,8 @@ from .engines import build_model
 from .errors import ConfigError
 from .inference.evaluate import EvalResult, evaluate_encoded
 from .inference.generate import generate as _generate
+from .inference.predict import check_top_k, next_logprobs
+from .inference.predict import top_k as _top_k
 from .inference.rescore import Hyp, combine, rescore_stream
 from .inference.score import (
     CHUNK_SENTENCES,
@@ -32,6 +36,7 @@ from .inference.score import (
     score_sentences,
     score_stream,
 )
+from .inference.state import Stepper
 from .text import EOS, make_tokenizer
 
 
@@ -142,6 +147,47 @@ class LanguageModel:
             raise ConfigError(f"--mode must be stream or sentences, got {mode!r}")
         enc = encode_sentences(list(sentences), self.tokenizer, self.vocab)
         return evaluate_encoded(self.model, enc, self.vocab, mode, batch_size)
+
+    # ------------------------------------------------------------ next-token predictions
+
+    def next_token_logprobs(self, prefixes: str | Iterable[str], *, bos: bool = True,
+                            batch_size: int = 64) -> np.ndarray:
+        """ln p(next token | prefix) over the whole vocabulary (column i is `vocab` id i): float64
+        (N, K), a row per prefix in input order (a string is one prefix: (1, K)). A prefix starts
+        with <s> unless `bos=False`; each of its tokens costs one recurrent step, batched."""
+        texts = [prefixes] if isinstance(prefixes, str) else list(prefixes)
+        return next_logprobs(self.model, [self._prefix_ids(t, bos) for t in texts], batch_size=batch_size)
+
+    def predict(self, prefixes: str | Iterable[str], top_k: int = 10, *, bos: bool = True, batch_size: int = 64
+                ) -> list[tuple[str, float]] | list[list[tuple[str, float]]]:
+        """The `top_k` most likely next tokens after a prefix as (token, probability) pairs, most
+        likely first (ties: the smaller id); for an iterable of prefixes, a list of such lists.
+        `top_k=0`: the whole vocabulary, `<unk>`, `<s>` and `</s>` included."""
+        check_top_k(top_k)
+        ids, logps = _top_k(self.next_token_logprobs(prefixes, bos=bos, batch_size=batch_size), top_k)
+        pairs = [list(zip(self.vocab.decode(i.tolist()), np.exp(lp).tolist())) for i, lp in zip(ids, logps)]
+        return pairs[0] if isinstance(prefixes, str) else pairs
+
+    def _prefix_ids(self, text: str, bos: bool) -> list[int]:
+        """A prefix's ids: <s> unless not `bos`, then its tokens (unknown ones as <unk>); in a
+        character model a newline is </s> <s>, as in `generate`."""
+        lines = text.split("\n") if self.tokenizer_config.level == "char" else [text]
+        ids = [self.vocab.bos_id] if bos else []
+        for n, line in enumerate(lines):
+            if n:
+                ids += [self.vocab.eos_id, self.vocab.bos_id]
+            ids += self.vocab.encode(self.tokenizer.tokenize(line))
+        if not ids:
+            raise ConfigError(f"predict: prompt {text!r} has no tokens and --no-bos (bos=False) leaves nothing "
+                              "to condition on")
+        return ids
+
+    # ------------------------------------------------------------ step API for decoders
+
+    def stepper(self) -> Stepper:
+        """KenLM-style states for decoders: `begin`, `advance` / `score` a batch of states by one
+        token each (one recurrent step), `end` (inference/state.py)."""
+        return Stepper(self.model, self.vocab)
 
     # ------------------------------------------------------------ generation
 
