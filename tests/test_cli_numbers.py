@@ -231,7 +231,9 @@ def test_oov_skip_and_unk(word_dir, ref, capsys):
     skip, unk = got["skip"], got["unk"]
     assert skip["tokens"] == len(toks) and skip["oov"] == 1  # 7 words + </s>, minus zebra
     assert skip["logprob"] == pytest.approx(sum(lps) - lps[1], abs=TOL)
-    assert skip["token_scores"][1] == {"token": "zebra", "logprob": None, "oov": True}
+    zebra = skip["token_scores"][1]  # a skipped OOV: no logprob, surprisal or rank; its span kept
+    assert zebra == {"token": "zebra", "logprob": None, "oov": True, "start": 4, "end": 9, "surprisal": None,
+                     "entropy": zebra["entropy"], "rank": None}
     assert unk["tokens"] == len(toks) + 1 and unk["oov"] == 1
     assert unk["token_scores"][1]["logprob"] == pytest.approx(lps[1], abs=1e-5)
     assert unk["logprob"] == pytest.approx(sum(lps), abs=TOL)

@@ -1,6 +1,7 @@
 """`rnnkit score`: log-probability, token count and perplexity of each input line, KenLM / SRILM
-style, as text, JSON lines or SRILM's `ngram -ppl` output (`--debug 0|1|2`: the file's totals;
-also each sentence; also each word's `p( w | context )` line, which `compute-best-mix` reads). Streams: the input is read and
+style, as text, JSON lines, SRILM's `ngram -ppl` output (`--debug 0|1|2`: the file's totals;
+also each sentence; also each word's `p( w | context )` line, which `compute-best-mix` reads) or
+lm-zoo's surprisal table (`tsv`: `sentence_id token_id token surprisal`, bits). Streams: the input is read and
 scored a chunk of sentences at a time and each chunk's lines are written (and flushed) as soon
 as they are computed; the totals are running sums, printed at the end."""
 
@@ -13,9 +14,10 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..files import dumps
 from ..inference.score import CHUNK_SENTENCES, LOG_BASES, UNK_NAME
+from . import score_words
 from .common import (
     add_batch_size,
     add_model_argument,
@@ -27,7 +29,9 @@ from .common import (
 )
 from .options import add_engine_options
 
-OUTPUT_FORMATS = ("text", "jsonl", "srilm")
+OUTPUT_FORMATS = ("text", "jsonl", "srilm", "tsv")
+TSV_HEADER = "sentence_id\ttoken_id\ttoken\tsurprisal\n"  # lm-zoo's get-surprisals table
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 OOV_POLICIES = ("unk", "skip")
 DEBUG_LEVELS = (0, 1, 2)
 SRILM_TAG = "[rnn]"  # where ngram writes [2gram] / [OOV]: what gave the probability
@@ -41,10 +45,15 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("file", metavar="FILE", nargs="?", default="-", help="one sentence per line; - for stdin (default)")
     p.add_argument("--output-format", "--format", choices=OUTPUT_FORMATS, default="text",
                    help="text: logprob<TAB>tokens<TAB>ppl<TAB>sentence; jsonl: one object per sentence; srilm: "
-                        "SRILM's ngram -ppl output, see --debug (default: text)")
+                        "SRILM's ngram -ppl output, see --debug; tsv: lm-zoo's surprisal table, a header then "
+                        "'sentence_id<TAB>token_id<TAB>token<TAB>surprisal' per predicted token (ids from 1, "
+                        "token_id its place in the line's tokens, surprisal in bits, empty for a skipped OOV; "
+                        "tab, newline, CR and backslash in a token written \\t \\n \\r \\\\) (default: text)")
     p.add_argument("--per-token", action="store_true",
-                   help="also each token's log-probability; with --output-format srilm it means --debug 2 "
-                        "(default: off)")
+                   help="also each token's log-probability; with jsonl also its start and end character "
+                        "offsets in the line, surprisal and the entropy of the distribution before it (bits) "
+                        "and its rank there (1 = most likely); with --output-format srilm it means --debug 2; "
+                        "tsv is always per token (default: off)")
     p.add_argument("--debug", type=int, choices=DEBUG_LEVELS, default=None,
                    help="--output-format srilm only, as ngram -ppl -debug N: 0 the file's totals; 1 also each "
                         "sentence, then its totals and a blank line; 2 also, before them, a "
@@ -52,9 +61,10 @@ def add_parser(subparsers: Any) -> None:
                         "(default: 0, or 2 with --per-token)")
     p.add_argument("--log-base", choices=list(LOG_BASES), default=None,
                    help="base of the printed logs (default: e; 10 with --output-format srilm, whose logprob= "
-                        "is always log10 as SRILM prints it)")
+                        "is always log10 as SRILM prints it; tsv prints surprisal in bits, base 2)")
     p.add_argument("--bos", action=argparse.BooleanOptionalAction, default=True,
-                   help="condition the first word on <s>; --no-bos makes it context only (default: on)")
+                   help="condition the first word on <s>; --no-bos makes it context only, not scored (an RNN "
+                        "has no empty-context distribution to score it from, see the README) (default: on)")
     p.add_argument("--eos", action=argparse.BooleanOptionalAction, default=True,
                    help="predict </s> at the end of each sentence; a line that ends in a literal </s> has it "
                         "predicted once either way (default: on)")
@@ -63,15 +73,19 @@ def add_parser(subparsers: Any) -> None:
                         "OOVs, out of ppl's denominators (SRILM without -unk) (default: unk)")
     add_batch_size(p, 64)
     p.add_argument("--output", "-o", default="-", metavar="FILE", help="output file (default: - for stdout)")
+    score_words.add_options(p)
     add_engine_options(p)
 
 
 def _log_base(args: argparse.Namespace) -> str:
+    if args.output_format == "tsv" and args.log_base not in (None, "2"):
+        raise ConfigError(f"--log-base: --output-format tsv prints surprisal in bits (lm-zoo's); "
+                          f"--log-base {args.log_base} cannot be used with it")
     if args.output_format == "srilm" and args.log_base not in (None, "10"):
         # SRILM's logprob= is log10 by definition: that is what ngram -ppl prints and its tools read
         raise ConfigError(f"--log-base: --output-format srilm prints log10 (SRILM's logprob=); "
                           f"--log-base {args.log_base} cannot be used with it")
-    return args.log_base or ("10" if args.output_format == "srilm" else "e")
+    return args.log_base or {"srilm": "10", "tsv": "2"}.get(args.output_format, "e")
 
 
 def _debug_level(args: argparse.Namespace) -> int:
@@ -129,15 +143,37 @@ def _write_srilm(out: TextIO, scores: Iterator[Any], summ: Any, name: str, lb: C
     _write_srilm_stats(out, summ, lb, f"file {name}: ")
 
 
-def _write_jsonl(out: TextIO, s: Any, per_token: bool, log_base: str, lb: Callable[[float], float]) -> None:
+def _write_jsonl(out: TextIO, s: Any, per_token: bool, log_base: str, lb: Callable[[float], float],
+                 ex: dict | None = None) -> None:
     obj = {"text": s.text, "logprob": lb(s.logprob), "log_base": log_base, "tokens": s.num_scored,
            "words": s.num_words, "oov": s.num_oov, "ppl": s.ppl}
     if not s.num_scored:  # strict JSON: no NaN; null and the reason
         obj.update(ppl=None, ppl_note="nothing scored")
     if per_token:
-        obj["token_scores"] = [{"token": t.token, "logprob": lb(t.logprob) if t.scored else None, "oov": t.is_oov}
-                               for t in s.tokens]
+        obj["token_scores"] = [_token_object(t, lb) for t in s.tokens]
+    obj.update(score_words.json_fields(ex or {}, lb))
     out.write(dumps(obj) + "\n")
+
+
+def _bits(nats: float) -> float:
+    return nats / math.log(2)
+
+
+def _token_object(t: Any, lb: Callable[[float], float]) -> dict:
+    """A token's jsonl record: logprob in --log-base; surprisal and entropy in bits; a skipped
+    OOV's logprob, surprisal and rank null (its entropy, the distribution's, is kept)."""
+    return {"token": t.token, "logprob": lb(t.logprob) if t.scored else None, "oov": t.is_oov,
+            "start": t.start, "end": t.end, "surprisal": -_bits(t.logprob) if t.scored else None,
+            "entropy": None if t.entropy is None else _bits(t.entropy),
+            "rank": t.rank if t.scored else None}
+
+
+def _tsv_lines(n: int, s: Any, bos: bool) -> Iterator[str]:
+    """lm-zoo's rows of sentence n: token_id is the token's place in the line's tokens (from 1;
+    without bos the first word is context, not a row, and the ids go on from 2)."""
+    for i, t in enumerate(s.tokens, 1 if bos else 2):
+        surprisal = f"{-_bits(t.logprob):.6f}" if t.scored else ""
+        yield f"{n}\t{i}\t{t.token.translate(_TSV_ESCAPES)}\t{surprisal}\n"
 
 
 def _write_text(out: TextIO, s: Any, per_token: bool, lb: Callable[[float], float]) -> None:
@@ -150,7 +186,7 @@ def _write_text(out: TextIO, s: Any, per_token: bool, lb: Callable[[float], floa
 
 
 def _write(out: TextIO, args: argparse.Namespace, scores: Iterator[Any], summ: Any, log_base: str,
-           debug: int) -> None:
+           debug: int, regions: dict | None = None) -> None:
     """Each sentence's line(s) as its chunk comes (flushed after each chunk), then the totals
     (`summ`, filled as `scores` goes by): SRILM's summary on `out`, or a line on stderr."""
     from ..inference.score import log_base_value, to_base
@@ -159,11 +195,17 @@ def _write(out: TextIO, args: argparse.Namespace, scores: Iterator[Any], summ: A
     if args.output_format == "srilm":
         _write_srilm(out, scores, summ, input_name(args.file), lb, debug)
         return
+    if args.output_format == "tsv":
+        out.write(TSV_HEADER)
     for n, s in enumerate(scores, 1):
+        ex = score_words.extras(n, s, args, regions, input_name(args.file)) if regions is not None else {}
         if args.output_format == "jsonl":
-            _write_jsonl(out, s, args.per_token, log_base, lb)
+            _write_jsonl(out, s, args.per_token, log_base, lb, ex)
+        elif args.output_format == "tsv":
+            out.writelines(_tsv_lines(n, s, args.bos))
         else:
             _write_text(out, s, args.per_token, lb)
+            score_words.write_text(out, ex, lb)
         if n % CHUNK_SENTENCES == 0:  # the chunk is done: the next line needs the next chunk scored
             out.flush()
     out.flush()
@@ -172,19 +214,38 @@ def _write(out: TextIO, args: argparse.Namespace, scores: Iterator[Any], summ: A
               f"{lb(summ.logprob):.4f}, ppl {summ.ppl:.4f}, ppl1 {summ.ppl1:.4f}", file=sys.stderr)
 
 
+def _blank_lines_too(lines: Iterator[str], label: str) -> Iterator[str]:
+    """`lines`, where an input of only blank lines is not refused: for a character model those
+    are sentences (spaces, or none), each scored. Other errors pass."""
+    blank = True
+    try:
+        for line in lines:
+            blank = blank and (line == "" or line.isspace())
+            yield line
+    except InputError as e:
+        if not (blank and str(e) == f"{label}: empty file (only whitespace)"):
+            raise
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import api
-    from ..inference.score import Summary
+    from ..inference.score import Summary, score_stream
 
     log_base = _log_base(args)
     debug = _debug_level(args)
     lines = input_lines(args.file)
     lm = api.load(args.model, engine=args.engine, device=args.device)
+    if lm.tokenizer.level == "char":
+        lines = _blank_lines_too(lines, input_name(args.file))
+    regions = score_words.prepare(args, lm.tokenizer.level)
     summ = Summary()
+    per_token = args.per_token or debug == 2 or args.output_format == "tsv" or regions is not None
+    detail = args.per_token and args.output_format == "jsonl"  # entropy and rank: the full rows
     with progress_bar(None, "scoring") as update:
-        scores = lm.score_iter(lines, bos=args.bos, eos=args.eos, oov=args.oov, batch_size=args.batch_size,
-                               per_token=args.per_token or debug == 2, chunk_sentences=CHUNK_SENTENCES, progress=update)
+        scores = score_stream(lm.model, lm.vocab, lm.tokenizer, lines, bos=args.bos, eos=args.eos, oov=args.oov,
+                              batch_size=args.batch_size, per_token=per_token, detail=detail,
+                              chunk_sentences=CHUNK_SENTENCES, progress=update)
         scores = started(map(summ.add, scores))  # the first chunk scored before the output is opened
         with open_output(args.output) as out:
-            _write(out, args, scores, summ, log_base, debug)
+            _write(out, args, scores, summ, log_base, debug, regions)
     return 0

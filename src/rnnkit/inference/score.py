@@ -15,7 +15,12 @@ with input lines.
 batches, scores them (on the engine's workers, `parallel.map_batches`) and yields the
 chunk's results in input order before it reads much further: memory depends on the chunk,
 not on the input. A result holds its totals; the `TokenScore` per token only when
-`per_token` is asked for. `score_sentences` is the list form (one chunk: the whole list).
+`per_token` is asked for, with the token's character span in the line when the tokenizer gives
+spans (`tokenize_with_spans`; `</s>` gets the empty span at the line's end, or a literal
+`</s>`'s own); with `detail` also the entropy of the distribution each token was drawn from
+and the token's rank in it, which need every row of the output layer: the model's `forward`
+logits per window (`DETAIL_ELEMENTS` floats at most), only then. `score_sentences` is the list
+form (one chunk: the whole list).
 `Summary` adds results up as they go by (SRILM's totals).
 
 Everything here is natural log; other bases are applied only when printing.
@@ -35,6 +40,7 @@ from .parallel import map_batches
 
 LOG_BASES = {"e": math.e, "10": 10.0, "2": 2.0}
 CHUNK_SENTENCES = 4096  # sentences read, sorted and scored together by score_stream
+DETAIL_ELEMENTS = 1 << 21  # with detail: logits held per window at most (window length shortened)
 EOS_NAME = "</s>"
 BOS_NAME = "<s>"
 UNK_NAME = "<unk>"
@@ -46,6 +52,10 @@ class TokenScore:
     logprob: float  # natural log; nan when not scored
     is_oov: bool  # not in the vocabulary (scored as <unk> or skipped)
     scored: bool  # counted in the sentence's logprob
+    start: int | None = None  # the token's characters in the line: text[start:end] (None: no spans)
+    end: int | None = None
+    entropy: float | None = None  # nats, of the distribution the token is predicted from (detail only)
+    rank: int | None = None  # 1 = the most likely token there, ties by smaller id (detail only)
 
 
 @dataclass(slots=True)
@@ -99,23 +109,39 @@ class _Sentence:
     scored: list[bool]
     seq: np.ndarray  # the ids the model reads: [<s>] w1 .. wn [</s>]
     context: str  # SentenceScore.context
+    spans: list[tuple[int, int]] | None = None  # each predicted token's (start, end) in text
     logp: np.ndarray | None = None  # ln p of each predicted token (a column of its batch)
+    entropy: np.ndarray | None = None  # with detail: the entropy (nats) and rank at each position
+    rank: np.ndarray | None = None
 
 
-def _prepare(text: str, vocab, tokenizer, bos: bool, eos: bool, oov: str) -> _Sentence:
-    toks = tokenizer.tokenize(text)
+def _tokens(text: str, tokenizer, spans: bool) -> tuple[list[str], list[tuple[int, int]] | None]:
+    """The line's tokens, and their spans when asked for and the tokenizer gives them."""
+    with_spans = getattr(tokenizer, "tokenize_with_spans", None) if spans else None
+    if with_spans is None:
+        return tokenizer.tokenize(text), None
+    triples = with_spans(text)
+    return [t for t, _, _ in triples], [(a, b) for _, a, b in triples]
+
+
+def _prepare(text: str, vocab, tokenizer, bos: bool, eos: bool, oov: str, spans: bool = False) -> _Sentence:
+    toks, where = _tokens(text, tokenizer, spans)
+    end = [(len(text), len(text))]
     if toks and toks[-1] == EOS_NAME:  # the sentence's own end: not a word, predicted once
         toks, eos = toks[:-1], True
+        end = where[-1:] if where else end
+        where = where[:-1] if where else where
     ids = vocab.encode(toks)
     seq = ([vocab.bos_id] if bos else []) + ids + ([vocab.eos_id] if eos else [])
     names = toks + ([EOS_NAME] if eos else [])
     oovs = [i == vocab.unk_id for i in ids] + ([False] if eos else [])
+    where = where + end if where is not None and eos else where
     context = BOS_NAME
     if not bos:  # the first word is context only
         context = (UNK_NAME if oovs[0] else names[0]) if names else ""
-        names, oovs = names[1:], oovs[1:]
+        names, oovs, where = names[1:], oovs[1:], where and where[1:]
     scored = [not (o and oov == "skip") for o in oovs]
-    return _Sentence(text, names, oovs, scored, np.asarray(seq, dtype=np.int64), context)
+    return _Sentence(text, names, oovs, scored, np.asarray(seq, dtype=np.int64), context, where)
 
 
 def _finish(s: _Sentence, per_token: bool) -> SentenceScore:
@@ -127,25 +153,69 @@ def _finish(s: _Sentence, per_token: bool) -> SentenceScore:
     if per_token:
         res.tokens = [TokenScore(n, lp if sc else float("nan"), o, sc)
                       for n, lp, o, sc in zip(s.names, logps, s.oovs, s.scored)]
+        _add_details(res.tokens, s)
     return res
+
+
+def _add_details(tokens: list[TokenScore], s: _Sentence) -> None:
+    """Spans, entropies and ranks, where they were computed."""
+    for i, t in enumerate(tokens):
+        if s.spans is not None:
+            t.start, t.end = s.spans[i]
+        if s.entropy is not None:
+            t.entropy, t.rank = float(s.entropy[i]), int(s.rank[i])
+
+
+def _padded(seqs: list[np.ndarray], pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x, y (T, B) and `real` (not padding), T the longest sequence minus one."""
+    T, B = max(len(s) for s in seqs) - 1, len(seqs)
+    x = np.full((T, B), pad_id, dtype=np.int64)
+    y = np.full((T, B), pad_id, dtype=np.int64)
+    real = np.zeros((T, B), dtype=bool)
+    for j, s in enumerate(seqs):
+        x[: len(s) - 1, j], y[: len(s) - 1, j] = s[:-1], s[1:]
+        real[: len(s) - 1, j] = True
+    return x, y, real
 
 
 def _batch_logprobs(model, seqs: list[np.ndarray], pad_id: int, seq_len: int) -> np.ndarray:
     """ln p of each next token of each sequence, (T, B) with T the longest minus one; the
     sequences are padded (padding skips the decoder) and read in windows, hidden carried."""
-    T, B = max(len(s) for s in seqs) - 1, len(seqs)
-    x = np.full((T, B), pad_id, dtype=np.int64)
-    y = np.full((T, B), pad_id, dtype=np.int64)
-    real = np.zeros((T, B), dtype=bool)  # not padding
-    for j, s in enumerate(seqs):
-        x[: len(s) - 1, j], y[: len(s) - 1, j] = s[:-1], s[1:]
-        real[: len(s) - 1, j] = True
+    return _batch_scores(model, seqs, pad_id, seq_len)[0]
+
+
+def _batch_scores(model, seqs: list[np.ndarray], pad_id: int, seq_len: int, detail: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """_batch_logprobs' (T, B) log-probabilities; with detail also the entropy and rank at each
+    position (else None, None), from the full rows of a window at a time, the window shortened
+    to hold DETAIL_ELEMENTS floats."""
+    x, y, real = _padded(seqs, pad_id)
+    (T, B), K = x.shape, model.config.vocab_size
+    if detail:
+        seq_len = max(1, min(seq_len, DETAIL_ELEMENTS // (B * K)))
     hidden = model.init_hidden(B)
     logp = np.empty((T, B))
+    entropy, rank = (np.empty((T, B)), np.empty((T, B), dtype=np.int64)) if detail else (None, None)
     for t0 in range(0, T, seq_len):
         w = slice(t0, t0 + seq_len)
+        if detail:
+            entropy[w], rank[w] = _entropy_rank(model, x[w], y[w], hidden)
         logp[w], hidden = model.token_logprobs(x[w], y[w], hidden, mask=real[w])
-    return logp
+    return logp, entropy, rank
+
+
+def _entropy_rank(model, x: np.ndarray, y: np.ndarray, hidden) -> tuple[np.ndarray, np.ndarray]:
+    """Entropy (nats) and rank (1 = most likely, ties by smaller id) of y in the predictive
+    distribution at each position of a window, from the model's full rows: log_softmax of
+    forward's logits (the adaptive softmax's are log-probabilities already: unchanged by it)."""
+    logits = model.forward(x, hidden=hidden)[0].astype(np.float64)
+    top = logits.max(axis=-1, keepdims=True)
+    logq = logits - top - np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
+    entropy = -(np.exp(logq) * logq).sum(axis=-1)
+    own = np.take_along_axis(logq, y[..., None], axis=-1)
+    ids = np.arange(logq.shape[-1])
+    rank = 1 + (logq > own).sum(axis=-1) + ((logq == own) & (ids < y[..., None])).sum(axis=-1)
+    return entropy, rank
 
 
 def _batches(chunk: list[_Sentence], batch_size: int) -> list[list[_Sentence]]:
@@ -165,20 +235,22 @@ def _check_options(oov: str, batch_size: int, seq_len: int, chunk_sentences: int
 
 def score_stream(model, vocab, tokenizer, lines: Iterable[str], *, bos: bool = True, eos: bool = True,
                  oov: str = "unk", batch_size: int = 64, seq_len: int = 256,
-                 chunk_sentences: int = CHUNK_SENTENCES, per_token: bool = False,
+                 chunk_sentences: int = CHUNK_SENTENCES, per_token: bool = False, detail: bool = False,
                  progress: Callable[[int], None] | None = None) -> Iterator[SentenceScore]:
     """Score each line, yielding results in input order as each chunk of `chunk_sentences`
     lines is done; hidden carried across windows of seq_len so any length works. At most a
     few chunks are held at a time (one when the engine runs batches one by one).
     `progress(n)` is called as n more sentences are done. Options are checked now, the input
-    is read only as the results are asked for."""
+    is read only as the results are asked for. `per_token`: each result's `tokens`, with their
+    character spans; `detail` (implies per_token): also each token's entropy and rank."""
     _check_options(oov, batch_size, seq_len, chunk_sentences)
+    per_token = per_token or detail
 
     def chunk_of(texts: list[str]) -> list[_Sentence]:
-        return [_prepare(t, vocab, tokenizer, bos, eos, oov) for t in texts]
+        return [_prepare(t, vocab, tokenizer, bos, eos, oov, per_token) for t in texts]
 
     chunks = (chunk_of(texts) for texts in _take(lines, chunk_sentences))
-    return _stream(model, vocab.eos_id, seq_len, chunks, batch_size, per_token, progress)
+    return _stream(model, vocab.eos_id, seq_len, chunks, batch_size, (per_token, detail), progress)
 
 
 def _take(lines: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -188,20 +260,21 @@ def _take(lines: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 def _stream(model, pad_id: int, seq_len: int, chunks: Iterator[list[_Sentence]], batch_size: int,
-            per_token: bool, progress: Callable[[int], None] | None) -> Iterator[SentenceScore]:
+            wanted: tuple[bool, bool], progress: Callable[[int], None] | None) -> Iterator[SentenceScore]:
     """One pass of map_batches over every chunk's batches, each chunk followed by an empty
     batch that marks its end (its results are yielded then): the workers keep busy across
-    chunk boundaries."""
+    chunk boundaries. `wanted`: (per_token, detail)."""
+    per_token, detail = wanted
     jobs = ((chunk, rows) for chunk in chunks for rows in [*_batches(chunk, batch_size), []])
 
-    def score(job: tuple[list[_Sentence], list[_Sentence]]) -> tuple[list[_Sentence], list[_Sentence], np.ndarray | None]:
+    def score(job: tuple[list[_Sentence], list[_Sentence]]) -> tuple[list[_Sentence], list[_Sentence], tuple | None]:
         chunk, rows = job
-        return chunk, rows, _batch_logprobs(model, [s.seq for s in rows], pad_id, seq_len) if rows else None
+        return chunk, rows, _batch_scores(model, [s.seq for s in rows], pad_id, seq_len, detail) if rows else None
 
     done = progress or (lambda n: None)
-    for chunk, rows, logp in map_batches(model, score, jobs):
+    for chunk, rows, out in map_batches(model, score, jobs):
         for j, s in enumerate(rows):
-            s.logp = logp[:, j]
+            s.logp, s.entropy, s.rank = (None if a is None else a[:, j] for a in out)
         if rows:
             done(len(rows))
             continue
@@ -214,13 +287,13 @@ def _stream(model, pad_id: int, seq_len: int, chunks: Iterator[list[_Sentence]],
 
 def score_sentences(model, vocab, tokenizer, sentences: Iterable[str], *, bos: bool = True, eos: bool = True,
                     oov: str = "unk", batch_size: int = 64, seq_len: int = 256, per_token: bool = True,
-                    progress: Callable[[int], None] | None = None) -> list[SentenceScore]:
+                    detail: bool = False, progress: Callable[[int], None] | None = None) -> list[SentenceScore]:
     """score_stream over a list as one chunk (batches formed from all of it), as a list in
     input order; with per-token scores unless `per_token=False`."""
     sentences = list(sentences)
     return list(score_stream(model, vocab, tokenizer, sentences, bos=bos, eos=eos, oov=oov, batch_size=batch_size,
                              seq_len=seq_len, chunk_sentences=max(1, len(sentences)), per_token=per_token,
-                             progress=progress))
+                             detail=detail, progress=progress))
 
 
 @dataclass

@@ -7,7 +7,16 @@ tokens <unk> <s> </s> whole, and is idempotent: tokenizing its own output joined
 gives the same tokens (so pre-tokenized PTB text such as "does n't" and "company 's" stays as
 is). split="whitespace" is plain str.split for corpora that are already tokenized.
 
-`CharTokenizer` gives every character. Strings only: nothing here knows about arrays.
+`CharTokenizer` gives every character.
+
+Spans: `tokenize_with_spans(text)` gives (token, start, end) with the same tokens as `tokenize`,
+`text[start:end]` the characters of the original text the token came from. A token is always a
+substring of the prepared text (lower-cased when asked, HTML references decoded, U+2019 made
+'), so its span is where that substring came from: lower-casing keeps positions (a character
+that lower-cases to two, such as U+0130, gives both its span), a decoded reference such as
+"&amp;" gives its characters the whole reference's span (two tokens out of one reference share
+it). So text[start:end], prepared the same way, holds the token, and equals it when the span
+holds no reference and no such character. Strings only: nothing here knows about arrays.
 
 Speed: the regex split runs on whitespace chunks. No token crosses whitespace (the regex's
 whitespace is str.split's), and a chunk's tokens depend only on the chunk, except for a chunk
@@ -121,6 +130,72 @@ def _tokenize_reference(text: str, lowercase: bool = False) -> list[str]:
     return _scan(text, len(text))
 
 
+_CHARREF_RE = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")  # html.unescape's
+
+
+def _lower_map(text: str) -> tuple[str, list[int] | None]:
+    """text.lower() and, when its length differs, the source character of each of its characters
+    (str.lower maps each character to one or more, final sigma to one: lengths add up)."""
+    low = text.lower()
+    if len(low) == len(text):
+        return low, None
+    return low, [i for i, c in enumerate(text) for _ in range(len(c.lower()))]
+
+
+def _unescape_map(text: str, src: list[int] | None) -> tuple[str, list[int], list[int]]:
+    """html.unescape(text) and each output character's source span (lo, hi) in the original
+    text (`src`: text's characters' original positions, None for the identity)."""
+    pos = src or range(len(text))
+    out: list[str] = []
+    lo: list[int] = []
+    hi: list[int] = []
+    last = 0
+
+    def keep(a: int, b: int) -> None:
+        out.append(text[a:b])
+        lo.extend(pos[a:b])
+        hi.extend(p + 1 for p in pos[a:b])
+
+    for m in _CHARREF_RE.finditer(text):
+        keep(last, m.start())
+        rep = html.unescape(m.group())
+        out.append(rep)
+        lo.extend([pos[m.start()]] * len(rep))
+        hi.extend([pos[m.end() - 1] + 1] * len(rep))
+        last = m.end()
+    keep(last, len(text))
+    return "".join(out), lo, hi
+
+
+def _prepared_map(text: str, lowercase: bool, unescape: bool) -> tuple[str, list[int] | None, list[int] | None]:
+    """The text as the tokenizer reads it, and each of its characters' span in `text` (None, None:
+    position for position)."""
+    src = None
+    if lowercase:
+        text, src = _lower_map(text)
+    if unescape and "&" in text:
+        text, lo, hi = _unescape_map(text, src)
+    else:
+        lo = src
+        hi = None if src is None else [p + 1 for p in src]
+    return (text.replace("\u2019", "'") if unescape else text), lo, hi
+
+
+def _align(tokens: list[str], prepared: str, lo: list[int] | None, hi: list[int] | None
+           ) -> list[tuple[str, int, int]]:
+    """Each token found in `prepared` after the previous one (only whitespace lies between
+    tokens, and a token starts with a non-space, so the first match is the token), mapped back."""
+    out, pos = [], 0
+    for tok in tokens:
+        a = prepared.find(tok, pos)
+        if a < 0:  # cannot happen (tokens are substrings, in order); keep the output aligned
+            a = pos
+        b = min(a + len(tok), len(prepared))
+        out.append((tok, a if lo is None else lo[a], b if hi is None else hi[b - 1]))
+        pos = b
+    return out
+
+
 def _needs_next(chunk: str) -> bool:
     """True if the chunk may end with the word "no.", whose period depends on the next chunk."""
     return chunk[-3:].lower() == "no."
@@ -206,6 +281,12 @@ class WordTokenizer:
             return chunks
         return _chunk_tokens(chunks)
 
+    def tokenize_with_spans(self, text: str) -> list[tuple[str, int, int]]:
+        """(token, start, end) per token of `tokenize(text)`: text[start:end] is where it came
+        from (module docstring, "Spans")."""
+        prepared, lo, hi = _prepared_map(text, self.lowercase, self.split == "regex")
+        return _align(self.tokenize(text), prepared, lo, hi)
+
     def detokenize(self, tokens: list[str]) -> str:
         if self.split == "whitespace":
             return " ".join(tokens)
@@ -253,6 +334,13 @@ class CharTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         return list(text.lower() if self.lowercase else text)
+
+    def tokenize_with_spans(self, text: str) -> list[tuple[str, int, int]]:
+        """(character, i, i + 1); lower-cased, a character that becomes two gives both its span."""
+        if not self.lowercase:
+            return [(c, i, i + 1) for i, c in enumerate(text)]
+        low, src = _lower_map(text)
+        return [(c, i, i + 1) for c, i in zip(low, src or range(len(low)))]
 
     def detokenize(self, tokens: list[str]) -> str:
         return "".join(tokens)
