@@ -23,6 +23,7 @@ from .config import SampleConfig
 from .data import encode_sentences
 from .engines import build_model
 from .errors import ConfigError
+from .inference import words as _words
 from .inference.evaluate import EvalResult, evaluate_encoded
 from .inference.generate import generate as _generate
 from .inference.predict import check_top_k, next_logprobs
@@ -37,6 +38,7 @@ from .inference.score import (
     score_stream,
 )
 from .inference.state import Stepper
+from .inference.words import RegionScore, WordScore
 from .text import EOS, make_tokenizer
 
 
@@ -68,25 +70,28 @@ class LanguageModel:
     # ------------------------------------------------------------ scoring
 
     def score_sentences(self, sentences: Iterable[str], *, bos: bool = True, eos: bool = True, oov: str = "unk",
-                        batch_size: int = 64, per_token: bool = True,
+                        batch_size: int = 64, per_token: bool = True, detail: bool = False,
                         progress: Callable[[int], None] | None = None) -> list[SentenceScore]:
         """Scores (natural log) for each sentence, in input order, with a TokenScore per token
-        unless `per_token=False`; `progress(n)` is called as n more sentences are done. The
-        whole list is batched at once: for a long input use `score_iter`."""
+        (its character offsets in the line) unless `per_token=False`; `detail=True` adds each
+        token's entropy and rank (the full distributions: slower). `progress(n)` is called as n
+        more sentences are done. The whole list is batched at once: for a long input use
+        `score_iter`."""
         return score_sentences(self.model, self.vocab, self.tokenizer, sentences, bos=bos, eos=eos, oov=oov,
-                               batch_size=batch_size, per_token=per_token, progress=progress)
+                               batch_size=batch_size, per_token=per_token, detail=detail, progress=progress)
 
     def score_iter(self, lines: Iterable[str], *, bos: bool = True, eos: bool = True, oov: str = "unk",
-                   batch_size: int = 64, per_token: bool = False, chunk_sentences: int = CHUNK_SENTENCES,
+                   batch_size: int = 64, per_token: bool = False, detail: bool = False,
+                   chunk_sentences: int = CHUNK_SENTENCES,
                    progress: Callable[[int], None] | None = None) -> Iterator[SentenceScore]:
         """Score sentences as they come (any iterable: a file's lines, a generator), yielding
         results in input order a chunk of `chunk_sentences` at a time, in memory that does not
         grow with the input. Results hold totals only unless `per_token=True`; add them up with
-        `Summary.add`. With the torch engine on CPU, torch runs one thread per batch until the
-        iterator is exhausted or closed."""
+        `Summary.add` (`detail=True`: per-token entropy and rank too). With the torch engine on
+        CPU, torch runs one thread per batch until the iterator is exhausted or closed."""
         return score_stream(self.model, self.vocab, self.tokenizer, lines, bos=bos, eos=eos, oov=oov,
-                            batch_size=batch_size, per_token=per_token, chunk_sentences=chunk_sentences,
-                            progress=progress)
+                            batch_size=batch_size, per_token=per_token, detail=detail,
+                            chunk_sentences=chunk_sentences, progress=progress)
 
     def score(self, text: str, bos: bool = True, eos: bool = True, log_base: float | str = math.e) -> float:
         """Total log-probability of one sentence (KenLM's `score`), in the given base."""
@@ -147,6 +152,28 @@ class LanguageModel:
             raise ConfigError(f"--mode must be stream or sentences, got {mode!r}")
         enc = encode_sentences(list(sentences), self.tokenizer, self.vocab)
         return evaluate_encoded(self.model, enc, self.vocab, mode, batch_size)
+
+    # ------------------------------------------------------------ words and regions
+
+    def word_scores(self, text: str, *, oov: str = "unk") -> list[WordScore]:
+        """A character model's per-word scores of one line (inference/words.py): each word's
+        characters and the boundary that ends it, so that the words' logprobs add up to the
+        sentence's (with <s> and </s>)."""
+        if self.tokenizer_config.level != "char":
+            raise ConfigError("word scores are for character models: a word model's words are its tokens "
+                              "(score_sentences(per_token=True), rnnkit score --per-token)")
+        return _words.char_word_scores(self.score_sentences([text], oov=oov)[0], text)
+
+    def region_scores(self, text: str, regions: Iterable[tuple[int, int, str]], *, bos: bool = True,
+                      eos: bool = True, oov: str = "unk", where: str = "region") -> list[RegionScore]:
+        """A RegionScore per (start, end, label) character span of one line: the summed logprob
+        of the tokens wholly inside it and the tokens it cuts through (inference/words.py)."""
+        s = self.score_sentences([text], bos=bos, eos=eos, oov=oov)[0]
+        toks = self.tokenizer.tokenize(text)
+        spans = _words.token_spans(text, toks, self.tokenizer_config.level == "char", self.tokenizer_config.lowercase)
+        if toks and toks[-1] == EOS:  # the line's own </s>, not a word
+            spans = spans[:-1]
+        return _words.region_scores(_words.located_tokens(s, spans if bos else spans[1:]), regions, text, where)
 
     # ------------------------------------------------------------ next-token predictions
 
