@@ -213,13 +213,13 @@ def test_cli_text_prints_the_top_k_probabilities(model_dir, capsys):
 
 
 def test_cli_jsonl_is_strict_and_matches_the_api(model_dir, capsys):
-    assert main(["predict", str(model_dir), "--prompt", "", "--output-format", "jsonl", "--top-k", "0"]) == 0
+    assert main(["predict", str(model_dir), "--prompt", "the dog", "--output-format", "jsonl", "--top-k", "0"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1
     obj = strict_json(out[0])
     lm = rnnkit.load(model_dir)
-    logp = lm.next_token_logprobs("")[0]
-    assert obj["prompt"] == "" and len(obj["top"]) == len(lm.vocab)
+    logp = lm.next_token_logprobs("the dog")[0]
+    assert obj["prompt"] == "the dog" and len(obj["top"]) == len(lm.vocab)
     for t in obj["top"]:
         assert lm.vocab.encode([t["token"]])[0] == t["id"] or t["token"] == "<unk>"
         assert t["logprob"] == pytest.approx(logp[t["id"]], abs=1e-9)
@@ -228,11 +228,11 @@ def test_cli_jsonl_is_strict_and_matches_the_api(model_dir, capsys):
 
 
 def test_cli_dash_reads_one_prompt_per_line_from_stdin(model_dir, capsys, monkeypatch):
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"the cat\n\na dog sat\n")))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"the cat\nthe\na dog sat\n")))
     assert main(["predict", str(model_dir), "-", "--format", "jsonl", "--top-k", "3", "--batch-size", "2"]) == 0
     objs = [strict_json(line) for line in capsys.readouterr().out.splitlines()]
-    assert [o["prompt"] for o in objs] == ["the cat", "", "a dog sat"]
-    want = rnnkit.load(model_dir).predict(["the cat", "", "a dog sat"], top_k=3)
+    assert [o["prompt"] for o in objs] == ["the cat", "the", "a dog sat"]
+    want = rnnkit.load(model_dir).predict(["the cat", "the", "a dog sat"], top_k=3)
     for o, w in zip(objs, want):
         assert [t["token"] for t in o["top"]] == [tok for tok, _ in w]
         np.testing.assert_allclose([t["prob"] for t in o["top"]], [p for _, p in w], rtol=0, atol=1e-9)
@@ -243,3 +243,16 @@ def test_cli_needs_exactly_one_source_of_prompts(model_dir, capsys):
     assert main(["predict", str(model_dir), "-", "--prompt", "the"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and all(e.startswith("rnnkit: error: ") and "--prompt" in e for e in err)
+
+
+@pytest.mark.parametrize("stdin,where", [(b"the cat\n\n", "<stdin>:2"), (b"zebra quokka\n", "<stdin>:1")])
+def test_cli_refuses_an_empty_or_all_unknown_prompt_naming_its_line(model_dir, monkeypatch, stdin, where):
+    """Nothing to predict from: one line naming the prompt's line (the API still gives the
+    distribution after <s> for an empty prefix)."""
+    from faultkit import assert_one_line_error, run_cli
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    rc, _, err = run_cli(["predict", str(model_dir), "-"])
+    assert_one_line_error(rc, err, where, "empty prompt" if stdin.endswith(b"\n\n") else "unknown")
+    rc, _, err = run_cli(["predict", str(model_dir), "--prompt", "  "])
+    assert_one_line_error(rc, err, "--prompt", "empty prompt")

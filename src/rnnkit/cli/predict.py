@@ -12,12 +12,13 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..files import dumps
 from .common import (
     add_batch_size,
     add_model_argument,
     input_lines,
+    input_name,
     nonneg_int,
     open_output,
     started,
@@ -35,7 +36,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("file", metavar="FILE", nargs="?", default=None,
                    help="one prompt per line; - for stdin (default: none, give --prompt)")
     p.add_argument("--prompt", default=None, metavar="TEXT",
-                   help="one prompt; an empty one gives the distribution after <s> (default: none, read FILE)")
+                   help="one prompt (default: none, read FILE); an empty prompt, or one whose every token is unknown "
+                        "to the model, is refused (in Python, lm.next_token_logprobs(['']) gives the "
+                        "distribution after <s>)")
     p.add_argument("--top-k", type=nonneg_int, default=10, metavar="N",
                    help="how many tokens to print per prompt, most likely first; 0: the whole vocabulary "
                         "(default: 10)")
@@ -73,11 +76,25 @@ def _write(out: TextIO, fmt: str, prompt: str, pairs: list[tuple[str, int, float
     out.writelines(f"\t{t}\t{math.exp(lp):.6f}\n" for t, _, lp in pairs)
 
 
+def _checked(lm: Any, prompts: Iterable[str], args: argparse.Namespace) -> Iterator[str]:
+    """The prompts, each refused in one line naming where it is (FILE:LINE, or --prompt) when
+    it is empty or every token of it is unknown to the model: nothing to predict from."""
+    where = "--prompt" if args.prompt is not None else input_name(args.file)
+    for n, prompt in enumerate(prompts, 1):
+        at = where if args.prompt is not None else f"{where}:{n}"
+        tokens = lm.tokenizer.tokenize(prompt)
+        if not tokens:
+            raise InputError(f"{at}: empty prompt: give the text to predict the next token after")
+        if all(i == lm.vocab.unk_id for i in lm.vocab.encode(tokens)):
+            raise InputError(f"{at}: every token of the prompt is unknown to the model ({prompt.strip()[:60]!r})")
+        yield prompt
+
+
 def _answers(lm: Any, prompts: Iterable[str], args: argparse.Namespace) -> Iterator[list[tuple[str, list]]]:
     """Per batch of prompts: (prompt, [(token, id, ln p), ...]) for each, in input order."""
     from ..inference.predict import top_k
 
-    for chunk in _chunks(prompts, args.batch_size):
+    for chunk in _chunks(_checked(lm, prompts, args), args.batch_size):
         logp = lm.next_token_logprobs(chunk, bos=args.bos, batch_size=args.batch_size)
         ids, lps = top_k(logp, args.top_k)
         yield [(p, list(zip(lm.vocab.decode(i.tolist()), i.tolist(), lp.tolist())))
