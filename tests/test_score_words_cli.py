@@ -80,3 +80,11 @@ def test_a_bad_regions_file_names_its_line(models, tmp_path):
     (tmp_path / "r.tsv").write_text("1\t0\t3\tok\nx\t0\t3\tbad\n")
     rc, _, err = run_cli(["score", str(word), str(tmp_path / "in.txt"), "--regions", str(tmp_path / "r.tsv")])
     assert_one_line_error(rc, err, "r.tsv:2")
+
+
+def test_a_region_outside_its_line_names_the_line(models, tmp_path):
+    _, word = models
+    (tmp_path / "in.txt").write_text("the cat\nthe dog\n")
+    (tmp_path / "r.tsv").write_text("2\t0\t50\tlong\n")
+    rc, _, err = run_cli(["score", str(word), str(tmp_path / "in.txt"), "--regions", str(tmp_path / "r.tsv")])
+    assert_one_line_error(rc, err, "in.txt:2", "0-50")
