@@ -60,8 +60,8 @@ def flag(name: str) -> str:
 
 
 def test_one_table_names_every_command(capsys):
-    assert list(COMMANDS) == ["train", "eval", "score", "rescore", "generate", "predict", "export", "plot",
-                              "download", "gradcheck", "analyze", "demo"]
+    assert list(COMMANDS) == ["train", "eval", "score", "rescore", "generate", "predict", "serve", "export",
+                              "plot", "download", "gradcheck", "analyze", "demo"]
     assert list(subparsers()) == list(COMMANDS)
     for name, module in COMMANDS.items():
         assert callable(module.add_parser) and callable(module.run), name

@@ -28,6 +28,7 @@ from . import (
     predict,
     rescore,
     score,
+    serve,
     train,
 )
 from .options import HelpFormatter, Parser
@@ -39,6 +40,7 @@ COMMANDS = {  # name -> module, in the order `rnnkit --help` lists them
     "rescore": rescore,
     "generate": generate,
     "predict": predict,
+    "serve": serve,
     "export": export,
     "plot": plot,
     "download": download,
