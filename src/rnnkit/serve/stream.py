@@ -1,0 +1,124 @@
+"""Generation one token at a time, for `/v1/generate` with `"stream": true`.
+
+`LanguageModel.generate` returns whole texts; a stream needs each token as it is drawn. This
+is `inference.generate.continue_from` for one sample (sampling or greedy), written as a
+generator over the same pieces (`prime`, `filter_logprobs`, `sample`, the banned ids) and the
+same seeded numpy Generator, so the texts streamed add up to the text `lm.generate` gives for
+the same seed. Each step is a callable the caller runs where it likes (app.py: in a worker
+thread, holding the model's lock), and the texts are built as `api.generate` builds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import SampleConfig
+from ..errors import ConfigError
+from ..inference.generate import _banned, filter_logprobs, prime, sample
+from ..text import EOS
+
+
+@dataclass
+class Piece:
+    """One event's worth: the new token (None for the prompt) and the text it adds."""
+
+    token: str | None
+    text: str
+
+
+@dataclass
+class TokenStream:
+    """The state of one streamed generation: call `step()` until it returns None."""
+
+    lm: object
+    prompt: str
+    cfg: SampleConfig
+    out: list[int] = field(default_factory=list)
+    shown: str = ""
+    _started: bool = False
+    _t: int = 0
+    _done: bool = False
+
+    def __post_init__(self) -> None:
+        self.cfg.validate()
+        if self.cfg.beam > 0 or self.cfg.num_samples != 1:
+            raise ConfigError("stream: streaming is for one sample (num_samples 1) without beam search")
+        lm = self.lm
+        self.char = lm.tokenizer_config.level == "char"
+        self.ids = prompt_ids(lm, self.prompt)
+        self.rng = np.random.default_rng(self.cfg.seed)
+        self.hidden = self.cur = None
+
+    def detok(self, new_ids: list[int]) -> str:
+        toks = self.lm.vocab.decode(new_ids)
+        return self.lm.tokenizer.detokenize(["\n" if self.char and t == EOS else t for t in toks])
+
+    def text(self) -> str:
+        """The whole text so far, as api.generate returns it."""
+        lm = self.lm
+        if self.char:
+            return self.prompt + self.detok(self.out)
+        if self.prompt:
+            return lm.tokenizer.detokenize(lm.tokenizer.tokenize(self.prompt) + lm.vocab.decode(self.out))
+        return self.detok(self.out)
+
+    def _piece(self, token: str | None) -> Piece:
+        now = self.text()
+        add = now.removeprefix(self.shown)  # detokenizing only appends
+        self.shown = now
+        return Piece(token, add)
+
+    def step(self) -> Piece | None:
+        """The next piece: first the prompt as the text will show it (when there is one), then a
+        token per call; None when generation has ended."""
+        if self._done:
+            return None
+        lm, cfg, vocab = self.lm, self.cfg, self.lm.vocab
+        if not self._started:
+            self._started = True
+            self.hidden, self.cur = prime(lm.model, [vocab.bos_id] + self.ids, 1)
+            if self.text():
+                return self._piece(None)
+        if self._t >= cfg.max_len:
+            self._done = True
+            return None
+        logp, self.hidden = lm.model.step_logprobs(self.cur, self.hidden)
+        z = filter_logprobs(logp, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
+                            banned=_banned(vocab, logp.shape[1], allow_eos=self._t >= cfg.min_len))
+        nxt = z.argmax(axis=1) if cfg.greedy else sample(z, self.rng)
+        self._t += 1
+        if nxt[0] == vocab.eos_id and not self.char:
+            self._done = True
+            return None
+        self.out.append(int(nxt[0]))
+        piece = self._piece(vocab.decode([int(nxt[0])])[0])
+        if cfg.stop and any(self.detok(self.out).endswith(s) for s in cfg.stop):
+            self._done = True
+            return piece
+        self.cur = nxt
+        if self.char and self.cur[0] == vocab.eos_id:  # a line break: feed </s>, then <s>
+            _, self.hidden = lm.model.step_logprobs(self.cur, self.hidden)
+            self.cur = np.array([vocab.bos_id], dtype=np.int64)
+        return piece
+
+    def __iter__(self) -> Iterator[Piece]:
+        while (piece := self.step()) is not None:
+            yield piece
+
+
+def prompt_ids(lm, prompt: str) -> list[int]:
+    """The prompt's ids as api.generate makes them (a newline in a character model's prompt is
+    </s> <s>); a prompt whose every token is unknown is a ConfigError, as there."""
+    lines = prompt.split("\n") if lm.tokenizer_config.level == "char" else [prompt]
+    ids: list[int] = []
+    for n, line in enumerate(lines):
+        if n:
+            ids += [lm.vocab.eos_id, lm.vocab.bos_id]
+        ids += lm.vocab.encode(lm.tokenizer.tokenize(line))
+    words = [i for i in ids if i not in (lm.vocab.eos_id, lm.vocab.bos_id)]
+    if words and all(i == lm.vocab.unk_id for i in words):
+        raise ConfigError(f"prompt {prompt!r}: every token is unknown to this model's vocabulary")
+    return ids
