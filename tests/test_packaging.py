@@ -42,6 +42,13 @@ def test_wheel_carries_every_recipe(wheel):
     assert "rnnkit/recipes/reddit-tutorial.toml" in names
 
 
+def test_wheel_carries_the_serve_page(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    static = REPO / "src" / "rnnkit" / "serve" / "static"
+    shipped = {f"rnnkit/serve/static/{p.name}" for p in static.iterdir() if p.suffix in (".html", ".js", ".css")}
+    assert "rnnkit/serve/static/index.html" in shipped and shipped <= names
+
+
 def test_recipe_by_name_from_an_installed_copy_in_another_directory(wheel, tmp_path):
     """What a user does after `pip install .`: from an unrelated directory, `rnnkit train
     --recipe reddit-tutorial` finds the recipe inside the installed package."""

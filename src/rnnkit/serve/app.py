@@ -1,7 +1,7 @@
 """`create_app(models, limits, api_key, cors)`: the FastAPI application of `rnnkit serve`.
 
 Endpoints: POST /v1/score, /v1/predict, /v1/generate (server-sent events with "stream"),
-GET /v1/models, /health. Model work runs in worker threads, one request at a time per model
+GET /v1/models, /health, and the page at / (static/index.html: score, hover, stream). Model work runs in worker threads, one request at a time per model
 (a lock each: the engines are not safe for concurrent use of one model); the event loop only
 waits. Answers: 401 without the API key (when one is set; /health, /, the docs exempt), 404
 for an unknown model, 413 for a body over the limit, 422 for a bad field or a request past a
@@ -18,6 +18,7 @@ import math
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,21 +26,24 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..config import SampleConfig
 from ..errors import RnnkitError
 from ..inference.predict import top_k as _top_k
-from ..inference.score import log_base_value
+from ..inference.score import _prepare, log_base_value
 from . import schemas as s
 from .limits import LimitError, Limits, Slots, at_most, check_texts
 from .middleware import AuthMiddleware, BodyLimitMiddleware
 from .stream import TokenStream
 
 CHAR_MAX_LEN = 500  # max_len of a character model when not given, as rnnkit generate
-OPEN_PATHS = frozenset({"/", "/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+STATIC = Path(__file__).parent / "static"
+PAGE_FILES = {"": "index.html", "static/page.js": "page.js", "static/page.css": "page.css"}
+OPEN_PATHS = frozenset({"/", "/static/page.js", "/static/page.css", "/health", "/docs", "/docs/oauth2-redirect",
+                        "/redoc", "/openapi.json"})
 
 
 class Served:
@@ -102,6 +106,18 @@ def create_app(models: dict[str, Any], limits: Limits | None = None, api_key: st
         except TimeoutError:
             raise LimitError(504, "", f"the request took more than {limits.timeout:g} s (--timeout)") from None
 
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        """The page: score text (tokens coloured by surprisal, hover for the numbers), generate."""
+        return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> FileResponse:
+        if f"static/{name}" not in PAGE_FILES:
+            raise LimitError(404, "", f"no file {name[:100]!r}")
+        kind = "text/javascript" if name.endswith(".js") else "text/css"
+        return FileResponse(STATIC / name, media_type=f"{kind}; charset=utf-8")
+
     @app.get("/health", response_model=s.Health, tags=["info"])
     async def health() -> dict:
         """Liveness: no API key needed."""
@@ -123,11 +139,21 @@ def create_app(models: dict[str, Any], limits: Limits | None = None, api_key: st
         at_most("sentences", len(req.sentences), limits.max_sentences, "sentences per request (--max-sentences)")
         check_texts("sentences", req.sentences, limits)
         m = pick(req.model)
-        scores = await run(m, lambda: m.lm.score_sentences(req.sentences, bos=req.bos, eos=req.eos, oov=req.oov,
-                                                           per_token=req.per_token, detail=req.per_token))
+        k = req.alternatives if req.per_token else 0
+
+        def work() -> tuple:
+            scores = m.lm.score_sentences(req.sentences, bos=req.bos, eos=req.eos, oov=req.oov,
+                                          per_token=req.per_token, detail=req.per_token)
+            alts = [_alternatives(m.lm, text, req, k) for text in req.sentences] if k else None
+            return scores, alts
+
+        scores, alts = await run(m, work)
         ln_b = math.log(log_base_value(req.log_base))
-        return {"model": m.name, "log_base": req.log_base,
-                "sentences": [_sentence(x, ln_b, req.per_token) for x in scores]}
+        out = [_sentence(x, ln_b, req.per_token) for x in scores]
+        for sent, per_token in zip(out, alts or []):
+            for t, top in zip(sent["token_scores"], per_token):
+                t["alternatives"] = [{"token": tok, "logprob": lp / ln_b, "prob": math.exp(lp)} for tok, lp in top]
+        return {"model": m.name, "log_base": req.log_base, "sentences": out}
 
     @app.post("/v1/predict", response_model=s.PredictResponse, tags=["models"])
     async def predict(req: s.PredictRequest) -> dict:
@@ -234,6 +260,20 @@ def _finite(x: Any) -> Any:
 
 def _nullable(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def _alternatives(lm: Any, text: str, req: s.ScoreRequest, k: int) -> list[list[tuple[str, float]]]:
+    """The k most likely (token, ln p) where each predicted token of `text` is predicted (its
+    prefix as the model reads it, one recurrent step per token), in token_scores' order."""
+    seq = _prepare(text, lm.vocab, lm.tokenizer, req.bos, req.eos, req.oov).seq
+    if len(seq) < 2:
+        return []
+    hidden, rows = lm.model.init_hidden(1), []
+    for tok in seq[:-1]:
+        logp, hidden = lm.model.step_logprobs(np.array([tok], dtype=np.int64), hidden)
+        rows.append(np.asarray(logp, dtype=np.float64)[0])
+    ids, lps = _top_k(np.stack(rows), k)
+    return [list(zip(lm.vocab.decode(i.tolist()), lp.tolist())) for i, lp in zip(ids, lps)]
 
 
 def _sentence(x: Any, ln_b: float, per_token: bool) -> dict:

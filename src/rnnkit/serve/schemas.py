@@ -43,6 +43,14 @@ class ScoreRequest(Request):
     bos: bool = Field(True, description="condition the first word on <s>")
     eos: bool = Field(True, description="predict </s> at the end of each sentence")
     oov: Literal["unk", "skip"] = Field("unk", description="unk: score unknown words as <unk>; skip: leave them out")
+    alternatives: int = Field(0, ge=0, le=10, description="with per_token: also the k most likely tokens where each "
+                                                          "token is predicted (as /v1/predict of its prefix)")
+
+
+class Alternative(BaseModel):
+    token: str
+    logprob: float = Field(..., description="in log_base")
+    prob: float
 
 
 class TokenOut(BaseModel):
@@ -54,6 +62,8 @@ class TokenOut(BaseModel):
     surprisal: float | None = Field(None, description="bits")
     entropy: float | None = Field(None, description="bits, of the distribution the token is predicted from")
     rank: int | None = None
+    alternatives: list[Alternative] | None = Field(None, description="with alternatives: the most likely tokens "
+                                                                     "there, most likely first")
 
 
 class SentenceOut(BaseModel):
