@@ -13,6 +13,7 @@ FastAPI, uvicorn or httpx."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
@@ -41,14 +42,20 @@ def lm(tmp_path_factory):
 @pytest.fixture
 def server(lm):
     """(base url, app) of a uvicorn server in a thread; shut down after the test."""
-    app = create_app({"word": lm}, Limits(max_generations=2, max_new_tokens=1_000_000))
+    with serving(lm, Limits(max_generations=2, max_new_tokens=1_000_000)) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def serving(lm, limits: Limits):
+    app = create_app({"word": lm}, limits)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)  # accepted sockets inherit it: a stalled
     # reader backs the server's writes up after some kilobytes instead of the megabytes of autotuning
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="critical", timeout_graceful_shutdown=5))
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     for _ in range(ATTEMPTS):
@@ -156,3 +163,23 @@ def test_dropped_stream_releases_its_slot(server, lm):
     finally:
         drop(b)
     wait_slots(app, 0)
+
+
+def test_a_client_that_stops_reading_loses_its_slot_at_the_time_limit(lm):
+    """A stream whose client stops reading ends when --timeout passes (its connection dropped),
+    so clients that stall cannot hold every generation slot: a new generation is then accepted."""
+    with serving(lm, Limits(max_generations=2, max_new_tokens=1_000_000, timeout=3.0)) as (base, app):
+        a, _ = open_stream(base, LONG)
+        b, _ = open_stream(base, {**LONG, "seed": 2})
+        try:
+            for _ in range(ATTEMPTS * 8):  # the limit is 3 s (+ a grace; the writes back up well before): attempts, not a duration, bound the wait
+                if app.state.slots.used == 0:
+                    break
+                time.sleep(0.025)
+            assert app.state.slots.used == 0, "stalled streams still hold their slots after the time limit"
+            with httpx.Client(base_url=base, timeout=30) as c:
+                r = c.post("/v1/generate", json={"seed": 3, "max_len": 4})
+                assert r.status_code == 200 and r.json()["text"] == lm.generate(seed=3, max_len=4)
+        finally:
+            drop(a)
+            drop(b)

@@ -212,10 +212,32 @@ def create_app(models: dict[str, Any], limits: Limits | None = None, api_key: st
         except BaseException:
             slots.give()
             raise
-        return StreamingResponse(_events(m, stream, run, deadline, slots), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return TimedStream(_events(m, stream, run, deadline, slots), deadline, media_type="text/event-stream",
+                           headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     return app
+
+
+STREAM_GRACE = 2.0  # seconds past the deadline for a stream to send its own 504 error event
+
+
+class TimedStream(StreamingResponse):
+    """A streamed response that ends STREAM_GRACE s after `deadline` however stuck its client is:
+    one that stops reading would otherwise keep the response waiting to send, and its generation
+    slot, forever. The events stop, the stream is closed (its slot freed), the connection drops."""
+
+    def __init__(self, content: AsyncIterator[str], deadline: float, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.deadline = deadline
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await asyncio.wait_for(super().__call__(scope, receive, send),
+                                   max(0.0, self.deadline - time.monotonic()) + STREAM_GRACE)
+        except TimeoutError:
+            pass  # the client stopped reading: nothing more can be sent to it
+        finally:
+            await self.body_iterator.aclose()
 
 
 def _sse(event: str, data: dict) -> str:
