@@ -195,15 +195,28 @@ class LanguageModel:
         pairs = [list(zip(self.vocab.decode(i.tolist()), np.exp(lp).tolist())) for i, lp in zip(ids, logps)]
         return pairs[0] if isinstance(prefixes, str) else pairs
 
-    def _prefix_ids(self, text: str, bos: bool) -> list[int]:
-        """A prefix's ids: <s> unless not `bos`, then its tokens (unknown ones as <unk>); in a
-        character model a newline is </s> <s>, as in `generate`."""
+    def text_ids(self, text: str) -> list[int]:
+        """The ids the model reads for `text` after <s>: its tokens (unknown ones as <unk>); a
+        character model's lines are <s> chars </s>, so a newline in it is </s> <s>."""
         lines = text.split("\n") if self.tokenizer_config.level == "char" else [text]
-        ids = [self.vocab.bos_id] if bos else []
+        ids: list[int] = []
         for n, line in enumerate(lines):
             if n:
                 ids += [self.vocab.eos_id, self.vocab.bos_id]
             ids += self.vocab.encode(self.tokenizer.tokenize(line))
+        return ids
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """`text_ids` of a generation prompt; one whose every token is unknown is a ConfigError."""
+        ids = self.text_ids(prompt)
+        words = [i for i in ids if i not in (self.vocab.eos_id, self.vocab.bos_id)]
+        if words and all(i == self.vocab.unk_id for i in words):
+            raise ConfigError(f"prompt {prompt!r}: every token is unknown to this model's vocabulary")
+        return ids
+
+    def _prefix_ids(self, text: str, bos: bool) -> list[int]:
+        """A prefix's ids: <s> unless not `bos`, then `text_ids` (as `generate` reads a prompt)."""
+        ids = ([self.vocab.bos_id] if bos else []) + self.text_ids(text)
         if not ids:
             raise ConfigError(f"predict: prompt {text!r} has no tokens and --no-bos (bos=False) leaves nothing "
                               "to condition on")
@@ -228,16 +241,7 @@ class LanguageModel:
             raise ConfigError(f"generate: {e}") from None
         cfg.validate()
         char = self.tokenizer_config.level == "char"
-        # a character model's lines are <s> chars </s>: a newline in the prompt is </s> <s>
-        lines = prompt.split("\n") if char else [prompt]
-        ids: list[int] = []
-        for n, line in enumerate(lines):
-            if n:
-                ids += [self.vocab.eos_id, self.vocab.bos_id]
-            ids += self.vocab.encode(self.tokenizer.tokenize(line))
-        words = [i for i in ids if i not in (self.vocab.eos_id, self.vocab.bos_id)]
-        if words and all(i == self.vocab.unk_id for i in words):
-            raise ConfigError(f"prompt {prompt!r}: every token is unknown to this model's vocabulary")
+        ids = self.prompt_ids(prompt)
 
         def detok(new_ids: list[int]) -> str:
             toks = self.vocab.decode(new_ids)

@@ -48,7 +48,7 @@ class TokenStream:
             raise ConfigError("stream: streaming is for one sample (num_samples 1) without beam search")
         lm = self.lm
         self.char = lm.tokenizer_config.level == "char"
-        self.ids = prompt_ids(lm, self.prompt)
+        self.ids = lm.prompt_ids(self.prompt)
         self.rng = np.random.default_rng(self.cfg.seed)
         self.hidden = self.cur = None
 
@@ -107,18 +107,3 @@ class TokenStream:
     def __iter__(self) -> Iterator[Piece]:
         while (piece := self.step()) is not None:
             yield piece
-
-
-def prompt_ids(lm, prompt: str) -> list[int]:
-    """The prompt's ids as api.generate makes them (a newline in a character model's prompt is
-    </s> <s>); a prompt whose every token is unknown is a ConfigError, as there."""
-    lines = prompt.split("\n") if lm.tokenizer_config.level == "char" else [prompt]
-    ids: list[int] = []
-    for n, line in enumerate(lines):
-        if n:
-            ids += [lm.vocab.eos_id, lm.vocab.bos_id]
-        ids += lm.vocab.encode(lm.tokenizer.tokenize(line))
-    words = [i for i in ids if i not in (lm.vocab.eos_id, lm.vocab.bos_id)]
-    if words and all(i == lm.vocab.unk_id for i in words):
-        raise ConfigError(f"prompt {prompt!r}: every token is unknown to this model's vocabulary")
-    return ids
