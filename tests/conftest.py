@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +72,29 @@ def has_torch() -> bool:
     except ImportError:
         return False
     return True
+
+
+def run_main(capsys, *argv, stdin: str | None = None) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of `rnnkit ARGV` in this process, `stdin` as its standard input."""
+    from rnnkit.cli import main
+
+    if stdin is not None:
+        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8")))
+    try:
+        rc = main([str(a) for a in argv])
+    finally:
+        sys.stdin = sys.__stdin__
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def reference_logprobs(lm, text: str) -> list[float]:
+    """ln p of each word and </s> of `text`, running lm's model one token at a time from <s>
+    (step_logprobs): the reference that batched scoring is checked against."""
+    ids = lm.vocab.encode(lm.tokenize(text)) + [lm.vocab.eos_id]
+    state, cur, out = lm.model.init_hidden(1), np.array([lm.vocab.bos_id]), []
+    for i in ids:
+        logp, state = lm.model.step_logprobs(cur, state)
+        out.append(float(logp[0, i]))
+        cur = np.array([i])
+    return out

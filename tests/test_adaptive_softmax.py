@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from conftest import TINY_CORPUS, has_torch
+from conftest import TINY_CORPUS, has_torch, reference_logprobs
 from rnnkit import checkpoint, recipes
 from rnnkit.cli import build_parser
 from rnnkit.cli.options import given
@@ -245,15 +245,6 @@ def test_model_directory_round_trip_and_refusals(tmp_path):
         checkpoint.load(d)
 
 
-def reference_logprobs(lm, text: str) -> list[float]:
-    """ln p of each word and </s>, running the model one token at a time from <s> (step_logprobs)."""
-    ids = lm.vocab.encode(lm.tokenize(text)) + [lm.vocab.eos_id]
-    state, cur, out = lm.model.init_hidden(1), np.array([lm.vocab.bos_id]), []
-    for i in ids:
-        logp, state = lm.model.step_logprobs(cur, state)
-        out.append(float(logp[0, i]))
-        cur = np.array([i])
-    return out
 
 
 @pytest.mark.parametrize("engine", engines_under_test())

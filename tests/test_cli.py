@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import sys
 
 import pytest
 
 import rnnkit
 from conftest import TINY_CORPUS
+from conftest import run_main as run
 from rnnkit.cli import main
-
-
-def run(capsys, *argv, stdin: str | None = None):
-    if stdin is not None:
-        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8")))
-    try:
-        rc = main(list(argv))
-    finally:
-        sys.stdin = sys.__stdin__
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 @pytest.fixture

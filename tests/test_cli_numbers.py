@@ -15,13 +15,13 @@ import itertools
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import TINY_CORPUS, make_model_dir
+from conftest import run_main as run
 from rnnkit import checkpoint
 from rnnkit.cli import main
 from rnnkit.numpy_engine import RNNLM
@@ -35,15 +35,6 @@ SENTS = ["the cat sat on the mat .", "a dog played in the garden .", "the zebra 
 TOL = 3e-5  # nats, float32 model vs float64 reference over a sentence, plus printing
 
 
-def run(capsys, *argv, stdin: str | None = None):
-    if stdin is not None:
-        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8")))
-    try:
-        rc = main([str(a) for a in argv])
-    finally:
-        sys.stdin = sys.__stdin__
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 class Ref:

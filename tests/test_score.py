@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from conftest import TINY_CORPUS, make_model_dir
+from conftest import TINY_CORPUS, make_model_dir, reference_logprobs
 from rnnkit.api import LanguageModel
 from rnnkit.inference.score import Summary, score_sentences
 from rnnkit.numpy_engine import RNNLM
@@ -24,15 +24,6 @@ def lm(tmp_path_factory) -> LanguageModel:
     return lm
 
 
-def reference_logprobs(lm: LanguageModel, text: str) -> list[float]:
-    """ln p of each word and </s> by running the model one token at a time from <s>."""
-    ids = lm.vocab.encode(lm.tokenize(text)) + [lm.vocab.eos_id]
-    state, cur, out = lm.model.init_hidden(1), np.array([lm.vocab.bos_id]), []
-    for i in ids:
-        logp, state = lm.model.step_logprobs(cur, state)
-        out.append(float(logp[0, i]))
-        cur = np.array([i])
-    return out
 
 
 def test_per_token_scores_match_a_plain_step_loop(lm):

@@ -24,6 +24,7 @@ import pytest
 
 import rnnkit
 from conftest import SHARED_DATA, TINY_CORPUS, has_torch, make_model_dir
+from conftest import run_main as run
 from rnnkit import checkpoint
 from rnnkit.cli import main
 from rnnkit.config import ModelConfig, TokenizerConfig
@@ -45,15 +46,6 @@ HAND = ["  It isn\u2019t  AT&amp;T's   No. 5\tdeal.", "a&nbsp;b \u0130stanbul ca
         "&lt;unk&gt; <unk> </s> x@y.org http://x.org/a.b.", "\u03a3\u039f\u03a6\u039f\u03a3 \u00df \ufb01 \u2163"]
 
 
-def run(capsys, *argv, stdin: str | None = None):
-    if stdin is not None:
-        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8")))
-    try:
-        rc = main([str(a) for a in argv])
-    finally:
-        sys.stdin = sys.__stdin__
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 # ---------------------------------------------------------------------------- offsets
