@@ -60,16 +60,16 @@ def flag(name: str) -> str:
 
 
 def test_one_table_names_every_command(capsys):
-    assert list(COMMANDS) == ["train", "eval", "score", "rescore", "generate", "predict", "serve", "export",
-                              "plot", "download", "gradcheck", "analyze", "demo"]
+    assert list(COMMANDS) == ["train", "eval", "score", "rescore", "lattice", "mix-weight", "generate",
+                              "predict", "serve", "export", "plot", "download", "gradcheck", "analyze", "demo"]
     assert list(subparsers()) == list(COMMANDS)
     for name, module in COMMANDS.items():
         assert callable(module.add_parser) and callable(module.run), name
-        assert module.__name__ == f"rnnkit.cli.{'evaluate' if name == 'eval' else name}"
+        assert module.__name__ == f"rnnkit.cli.{'evaluate' if name == 'eval' else name.replace('-', '_')}"
         assert module.__doc__.strip(), name
     with pytest.raises(SystemExit):
         main(["--help"])
-    listed = re.findall(r"^    (\w+)", capsys.readouterr().out, re.MULTILINE)
+    listed = re.findall(r"^    ([\w-]+)", capsys.readouterr().out, re.MULTILINE)
     assert listed == list(COMMANDS)
 
 

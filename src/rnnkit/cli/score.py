@@ -3,7 +3,8 @@ style, as text, JSON lines, SRILM's `ngram -ppl` output (`--debug 0|1|2`: the fi
 also each sentence; also each word's `p( w | context )` line, which `compute-best-mix` reads) or
 lm-zoo's surprisal table (`tsv`: `sentence_id token_id token surprisal`, bits). Streams: the input is read and
 scored a chunk of sentences at a time and each chunk's lines are written (and flushed) as soon
-as they are computed; the totals are running sums, printed at the end."""
+as they are computed; the totals are running sums, printed at the end. With `--mix-lm FILE.arpa`
+every probability is the per-token interpolation with that n-gram model (rnnkit.ngram.mix)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from .common import (
     progress_bar,
     started,
 )
+from .mix_weight import add_mix_options, load_mix
 from .options import add_engine_options
 
 OUTPUT_FORMATS = ("text", "jsonl", "srilm", "tsv")
@@ -71,6 +73,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--oov", choices=OOV_POLICIES, default="unk",
                    help="unk: score unknown words as <unk>, as words (SRILM's -unk); skip: leave them out as "
                         "OOVs, out of ppl's denominators (SRILM without -unk) (default: unk)")
+    add_mix_options(p, "; every logprob, ppl and SRILM line is then the mixture's, entropy and rank are "
+                       "not given")
     add_batch_size(p, 64)
     p.add_argument("--output", "-o", default="-", metavar="FILE", help="output file (default: - for stdout)")
     score_words.add_options(p)
@@ -238,13 +242,18 @@ def run(args: argparse.Namespace) -> int:
     if lm.tokenizer.level == "char":
         lines = _blank_lines_too(lines, input_name(args.file))
     regions = score_words.prepare(args, lm.tokenizer.level)
+    mix = load_mix(args, lm.tokenizer.level)
     summ = Summary()
     per_token = args.per_token or debug == 2 or args.output_format == "tsv" or regions is not None
-    detail = args.per_token and args.output_format == "jsonl"  # entropy and rank: the full rows
+    detail = args.per_token and args.output_format == "jsonl" and mix is None  # entropy and rank: full rows
     with progress_bar(None, "scoring") as update:
         scores = score_stream(lm.model, lm.vocab, lm.tokenizer, lines, bos=args.bos, eos=args.eos, oov=args.oov,
-                              batch_size=args.batch_size, per_token=per_token, detail=detail,
+                              batch_size=args.batch_size, per_token=per_token or mix is not None, detail=detail,
                               chunk_sentences=CHUNK_SENTENCES, progress=update)
+        if mix is not None:
+            from ..ngram.mix import mix_scores
+
+            scores = mix_scores(scores, *mix, bos=args.bos, keep_tokens=per_token)
         scores = started(map(summ.add, scores))  # the first chunk scored before the output is opened
         with open_output(args.output) as out:
             _write(out, args, scores, summ, log_base, debug, regions)
