@@ -23,12 +23,14 @@ from .config import SampleConfig
 from .data import encode_sentences
 from .engines import build_model
 from .errors import ConfigError
+from .inference import tune as _tune
 from .inference import words as _words
+from .inference.context import ContextScorer, conversation_rule
 from .inference.evaluate import EvalResult, evaluate_encoded
 from .inference.generate import generate as _generate
 from .inference.predict import check_top_k, next_logprobs
 from .inference.predict import top_k as _top_k
-from .inference.rescore import Hyp, combine, rescore_stream
+from .inference.rescore import Hyp, Mix, combine, hyp_logprob, rescore_carried, rescore_stream
 from .inference.score import (
     CHUNK_SENTENCES,
     SentenceScore,
@@ -114,33 +116,79 @@ class LanguageModel:
 
     def rescore(self, hypotheses: Iterable, lm_weight: float = 1.0, word_penalty: float = 0.0,
                 log_base: float | str = 10, batch_size: int = 64,
-                progress: Callable[[int], None] | None = None) -> dict[str, list[Hyp]]:
+                progress: Callable[[int], None] | None = None, *, mix: Mix | None = None,
+                carry_context: bool = False, conversation: Callable[[str], str] | None = None
+                ) -> dict[str, list[Hyp]]:
         """Rescore n-best hypotheses: `Hyp` objects or (id, text) / (id, text, ascore) tuples.
         total = ascore + lm_weight * LM log-probability (in log_base) + word_penalty * words.
-        Returns {id: hypotheses best first}, an id's hypotheses gathered wherever they are."""
+        Returns {id: hypotheses best first}, an id's hypotheses gathered wherever they are
+        (with carry_context they must be consecutive: `rescore_iter`). `mix`: the LM
+        log-probability interpolates the RNN with an n-gram model (inference/rescore.py)."""
+        if carry_context:
+            return dict(self.rescore_iter(hypotheses, lm_weight, word_penalty, log_base, batch_size,
+                                          progress=progress, mix=mix, carry_context=True, conversation=conversation))
         hyps = [_hyp(h, i) for i, h in enumerate(hypotheses, 1)]
         ln_b = math.log(log_base_value(log_base))
-        scores = self.score_sentences([h.text for h in hyps], batch_size=batch_size, per_token=False,
+        scores = self.score_sentences([h.text for h in hyps], batch_size=batch_size, per_token=mix is not None,
                                       progress=progress)
-        return combine(hyps, [s.logprob / ln_b for s in scores], lm_weight, word_penalty)
+        return combine(hyps, [hyp_logprob(s, ln_b, mix) for s in scores], lm_weight, word_penalty)
 
     def rescore_iter(self, hypotheses: Iterable, lm_weight: float = 1.0, word_penalty: float = 0.0,
                      log_base: float | str = 10, batch_size: int = 64, chunk_sentences: int = CHUNK_SENTENCES,
-                     progress: Callable[[int], None] | None = None, source: str = "<hypotheses>"
-                     ) -> Iterator[tuple[str, list[Hyp]]]:
+                     progress: Callable[[int], None] | None = None, source: str = "<hypotheses>", *,
+                     mix: Mix | None = None, carry_context: bool = False,
+                     conversation: Callable[[str], str] | None = None) -> Iterator[tuple[str, list[Hyp]]]:
         """`rescore` as a stream: (id, hypotheses best first) as each id's group is complete, in
         memory that does not grow with the input. An id's hypotheses must be consecutive (as
         n-best files have them); an id that comes back after another is an InputError naming
-        `source` and the hypothesis' line (its number for tuples)."""
+        `source` and the hypothesis' line (its number for tuples). `carry_context`: each id's
+        hypotheses start from the state the previous id's best left, reset where
+        `conversation(id)` changes (default: inference.context.conversation_rule())."""
         ln_b = math.log(log_base_value(log_base))
+        hyps = (_hyp(h, i) for i, h in enumerate(hypotheses, 1))
+        if carry_context:
+            return self._rescore_carried(hyps, lm_weight, word_penalty, ln_b, batch_size, progress, source, mix,
+                                         conversation or conversation_rule())
 
         def lm_logprobs(texts: Iterable[str]) -> Iterator[float]:
             scores = self.score_iter(texts, batch_size=batch_size, chunk_sentences=chunk_sentences,
-                                     progress=progress)
-            return (s.logprob / ln_b for s in scores)
+                                     per_token=mix is not None, progress=progress)
+            return (hyp_logprob(s, ln_b, mix) for s in scores)
 
-        hyps = (_hyp(h, i) for i, h in enumerate(hypotheses, 1))
         return rescore_stream(hyps, lm_logprobs, lm_weight, word_penalty, source)
+
+    def _rescore_carried(self, hyps: Iterable[Hyp], lm_weight: float, word_penalty: float, ln_b: float,
+                         batch_size: int, progress: Callable[[int], None] | None, source: str, mix: Mix | None,
+                         conversation: Callable[[str], str]) -> Iterator[tuple[str, list[Hyp]]]:
+        scorer = ContextScorer(self.model, self.vocab, self.tokenizer, batch_size=batch_size,
+                               per_token=mix is not None)
+
+        def score_group(texts: list[str], state) -> list[float]:
+            scores = scorer.score(texts, state)
+            if progress is not None:
+                progress(len(texts))
+            return [hyp_logprob(s, ln_b, mix) for s in scores]
+
+        return rescore_carried(hyps, score_group, scorer.carry, conversation, lm_weight, word_penalty, source)
+
+    def tune_weights(self, hypotheses: Iterable, references: dict[str, str], *,
+                     start: _tune.Weights | None = None, mix_lm=None, log_base: float | str = 10,
+                     batch_size: int = 64, progress: Callable[[int], None] | None = None,
+                     source: str = "<hypotheses>") -> _tune.TuneResult:
+        """The LM weight and word penalty (and lambda with `mix_lm`, an ARPA model) of fewest
+        corpus errors on a dev n-best set against `references` {id: words}, searched from
+        `start` (default: Weights(): 1, 0, lambda 0.5; inference/tune.py: the grid, the ties). Each hypothesis is scored once; the
+        dev set's features are held in memory. `.groups()` of the result: the hypotheses
+        rescored at the chosen weights, as `rescore_iter` ranks them."""
+        hyps = [_hyp(h, i) for i, h in enumerate(hypotheses, 1)]
+        ln_b = math.log(log_base_value(log_base))
+        start = start or _tune.Weights()
+        mix = None if mix_lm is None else Mix(mix_lm, 0.5 if start.lam is None else start.lam)
+        if mix is not None and start.lam is None:
+            start = _tune.Weights(start.lm_weight, start.word_penalty, mix.lam)
+        scores = self.score_iter((h.text for h in hyps), batch_size=batch_size, per_token=mix is not None,
+                                 progress=progress)
+        return _tune.tune(_tune.collect(hyps, scores, references, ln_b, mix, source), start)
 
     def evaluate(self, sentences: Iterable[str], mode: str | None = None, batch_size: int = 10) -> EvalResult:
         """Summed nats and predicted-token count over sentences (EvalResult: .loss, .ppl, .bpc).

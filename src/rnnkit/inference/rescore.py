@@ -2,6 +2,8 @@
 
 Formats (one hypothesis per line):
     plain   id<TAB>hypothesis                      (no acoustic score: ascore = 0)
+    scored  id<TAB>ascore<TAB>hypothesis           (plain with the acoustic / translation score, e.g.
+                                                    Kaldi's nbest-to-linear ac costs negated, pasted in)
     srilm   ascore lscore nwords w1 w2 ...         (SRILM's NBestList; the whole file is one utterance,
                                                     its id the file name; the old lscore is replaced)
     kaldi   uttid-N w1 w2 ...                      (id = uttid, N = the hypothesis number)
@@ -17,6 +19,12 @@ wherever they are); `iter_nbest` + `rescore_stream` go id group by id group, eac
 soon as it is complete, in memory bounded by a few chunks of hypotheses and the largest group
 (an id's hypotheses must then be consecutive, as n-best files have them; the ids seen are kept,
 a few dozen bytes each, to refuse one that comes back rather than rank it twice).
+`rescore_carried` goes id group by id group too, each group scored from the state the previous
+group's best hypothesis left (inference/context.py: --carry-context).
+
+With an n-gram mix (`Mix`: an ARPA model and lambda, the RNN's weight), a hypothesis' LM
+score is the sum over its tokens of ln(lambda p_rnn + (1 - lambda) p_ngram) (rnnkit.ngram.mix),
+in the chosen base: lambda 1 is the RNN alone, 0 the n-gram alone.
 """
 
 from __future__ import annotations
@@ -27,10 +35,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from ..errors import InputError
 
-FORMATS = ("plain", "srilm", "kaldi")
+FORMATS = ("plain", "scored", "srilm", "kaldi")
 
 
 @dataclass
@@ -56,6 +67,14 @@ def _plain(line: str, n: int, where: str, source: str) -> Hyp:
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _LSCORE = re.compile(rf"{_NUMBER.pattern}|[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
+
+
+def _scored(line: str, n: int, where: str, source: str) -> Hyp:
+    parts = line.split("\t", 2)
+    if len(parts) < 3:
+        raise InputError(f"{where}: expected 'id<TAB>ascore<TAB>hypothesis', found {len(parts) - 1} tab(s): "
+                         f"{line[:60]!r}")
+    return Hyp(parts[0].strip(), parts[2].strip(), _finite(parts[1].strip(), "acoustic score", where), n)
 
 
 def _srilm(line: str, n: int, where: str, source: str) -> Hyp:
@@ -84,7 +103,46 @@ def _kaldi(line: str, n: int, where: str, source: str) -> Hyp:
     return Hyp(base, text.strip(), 0.0, n)
 
 
-PARSERS = {"plain": _plain, "srilm": _srilm, "kaldi": _kaldi}
+@dataclass(frozen=True)
+class Mix:
+    """An n-gram model to interpolate with (rnnkit.ngram's ArpaModel) and lambda, the RNN's weight."""
+
+    arpa: Any
+    lam: float = 0.5  # the RNN's weight in probability space: 1 = the RNN alone, 0 = the n-gram alone
+
+    def __post_init__(self) -> None:
+        from ..ngram.mix import check_lambda
+
+        check_lambda(self.lam)
+
+
+def token_arrays(score: Any, mix: Mix) -> tuple[Any, Any]:
+    """(RNN ln p, n-gram ln p) over one SentenceScore's scored tokens (per-token scores needed)."""
+    from ..ngram import mix as ngram_mix
+
+    return ngram_mix.token_logprobs(score, mix.arpa, bos=True, eos=True)
+
+
+def mixed_logprob(rnn_ln: Any, ngram_ln: Any, lam: float) -> float:
+    """The natural-log sum over tokens of the interpolated probabilities, added in token order
+    (as sentence scores are: lambda 1 gives the RNN's total bit for bit); a token whose mixed
+    probability is 0 (lambda 0 and a word the n-gram cannot score) is left out, as
+    rnnkit.ngram.mix counts it (an OOV)."""
+    from ..ngram import mix as ngram_mix
+
+    m = ngram_mix.mix_ln(rnn_ln, ngram_ln, lam)
+    return float(sum(m[np.isfinite(m)].tolist()))
+
+
+def hyp_logprob(score: Any, ln_base: float, mix: Mix | None = None) -> float:
+    """A hypothesis' LM log-probability in the output base from its SentenceScore: the RNN's,
+    or with `mix` the interpolated one (the score must then hold per-token scores)."""
+    if mix is None:
+        return score.logprob / ln_base
+    return mixed_logprob(*token_arrays(score, mix), mix.lam) / ln_base
+
+
+PARSERS = {"plain": _plain, "scored": _scored, "srilm": _srilm, "kaldi": _kaldi}
 
 
 def iter_nbest(lines: Iterable[str], fmt: str, source: str) -> Iterator[Hyp]:
@@ -172,6 +230,37 @@ def _group_ends(hyps: Iterable[Hyp], source: str) -> Iterator[tuple[Hyp, bool]]:
         prev = h
     if prev is not None:
         yield prev, True
+
+
+def iter_groups(hyps: Iterable[Hyp], source: str = "<hypotheses>") -> Iterator[list[Hyp]]:
+    """Each run of consecutive hypotheses of one id as a list (an id that comes back: InputError)."""
+    group: list[Hyp] = []
+    for h, last in _group_ends(hyps, source):
+        group.append(h)
+        if last:
+            yield group
+            group = []
+
+
+def rescore_carried(hyps: Iterable[Hyp], score_group: Callable[[list[str], Any], list[float]],
+                    carry: Callable[[str, Any], Any], conversation: Callable[[str], str], lm_weight: float,
+                    word_penalty: float, source: str = "<hypotheses>") -> Iterator[tuple[str, list[Hyp]]]:
+    """`rescore_stream` with context carried across ids: `score_group(texts, state)` gives each
+    text's LM log-probability starting from `state` (None: a fresh one), `carry(text, state)` the
+    state after the best hypothesis; the state is reset where `conversation(id)` changes."""
+    state, current = None, None
+    for group in iter_groups(hyps, source):
+        uid = group[0].id
+        try:
+            conv = conversation(uid)
+        except InputError as e:
+            raise InputError(f"{source}:{group[0].line}: {e}") from None
+        if conv != current:
+            state, current = None, conv
+        lps = score_group([h.text for h in group], state)
+        ranked = _ranked([_fill(h, lp, lm_weight, word_penalty, source) for h, lp in zip(group, lps, strict=True)])
+        state = carry(ranked[0].text, state)
+        yield uid, ranked
 
 
 def rescored_lines(uid: str, group: list[Hyp]) -> list[str]:
