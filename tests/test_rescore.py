@@ -15,15 +15,20 @@ def test_parse_formats():
     assert [(h.id, h.text, h.ascore) for h in p] == [("u1", "the cat sat", 0.0), ("u1", "a cat sat", 0.0), ("u2", "the dog", 0.0)]
     s = parse_nbest(["-12.5 -3.0 3 the cat sat", "-11.0 -4.5 2 cat sat"], "srilm", "dir/utt7.nbest")
     assert [(h.id, h.text, h.ascore) for h in s] == [("utt7.nbest", "the cat sat", -12.5), ("utt7.nbest", "cat sat", -11.0)]
+    c = parse_nbest(["u1\t-12.5\tthe cat sat", "u1\t1e-3\ta\tcat"], "scored", "f")
+    assert [(h.id, h.text, h.ascore) for h in c] == [("u1", "the cat sat", -12.5), ("u1", "a\tcat", 1e-3)]
     k = parse_nbest(["spk1-utt-1 the cat", "spk1-utt-2 a cat"], "kaldi", "f")
     assert [(h.id, h.text) for h in k] == [("spk1-utt", "the cat"), ("spk1-utt", "a cat")]
 
 
 @pytest.mark.parametrize("fmt,line", [("plain", "no tab here"), ("srilm", "x y 2 a b"), ("srilm", "-1 -2 5 a b"),
-                                      ("kaldi", "noid the cat"), ("kaldi", "utt-x the cat")])
+                                      ("kaldi", "noid the cat"), ("kaldi", "utt-x the cat"),
+                                      ("scored", "u1\tthe cat sat"), ("scored", "u1\tloud\tthe cat"),
+                                      ("scored", "u1\tnan\tthe cat"), ("scored", "u1 -3.5 the cat")])
 def test_bad_lines_name_the_line(fmt, line):
-    with pytest.raises(InputError, match=r"nb\.txt:2"):
-        parse_nbest(["u1\tok" if fmt == "plain" else ("-1 -1 1 ok" if fmt == "srilm" else "u-1 ok"), line], fmt, "nb.txt")
+    first = {"plain": "u1\tok", "srilm": "-1 -1 1 ok", "kaldi": "u-1 ok", "scored": "u1\t-1\tok"}[fmt]
+    with pytest.raises(InputError, match=r"^nb\.txt:2: "):
+        parse_nbest([first, line], fmt, "nb.txt")
 
 
 def test_combination_and_best(tiny_model):

@@ -23,6 +23,13 @@ for argv in (["score", out, corpus], ["eval", out, corpus], ["generate", out, "-
         import io
         sys.stdin = io.TextIOWrapper(io.BytesIO(b"u1\tthe cat sat .\nu1\tcat the sat .\n"))
     assert main(argv) == 0, argv
+arpa, slf = out + ".arpa", out + ".slf"
+open(arpa, "w").write("\\data\\\nngram 1=3\n\n\\1-grams:\n-99\t<s>\n-1\t</s>\n-0.5\t<unk>\n\n\\end\\\n")
+open(slf, "w").write("VERSION=1.0\nUTTERANCE=u1\nN=3 L=2\nI=0\nI=1\nI=2\n"
+                     "J=0 S=0 E=1 W=the a=-1 l=-1\nJ=1 S=1 E=2 W=cat a=-1 l=-1\n")
+for argv in (["score", out, corpus, "--mix-lm", arpa], ["mix-weight", out, "--mix-lm", arpa, corpus],
+             ["lattice", out, slf, "--lattice-format", "slf", "-o", out + ".rescored.slf"]):
+    assert main(argv) == 0, argv
 assert main(["score", out, corpus, "--engine", "torch"]) == 1  # a clear error, not a traceback
 assert "torch" not in {m for m in sys.modules if sys.modules[m] is not None}
 print("NO-TORCH-OK")
