@@ -18,7 +18,17 @@ which with more than one client includes the wait for the model). --blas-threads
 OPENBLAS/OMP/MKL_NUM_THREADS for both (the script runs itself again with them set). Results go to
 benchmarks/results/serve_load.json.
 
+--compare-batching measures the micro-batching of /v1/score instead, side by side in one run:
+one server per --batch-windows setting ("off": each request alone; a number: the window in
+ms), score-1 and score-32 at each --clients count, the settings in turn per cell and then in
+the reverse order (A B B A: drift in the machine's speed falls on all), --rounds times,
+--requests per turn. Per cell and setting: requests/s, p50 / p95 / p99 over all its turns,
+5xx and connection errors, and requests/s over the first setting's ("x base"). Results go to
+benchmarks/results/serve_batching.json.
+
     python benchmarks/serve_load.py [--requests 200] [--concurrency 4] [--max-seconds 60] [--blas-threads N]
+    python benchmarks/serve_load.py --compare-batching [--requests 200] [--clients 4,16] [--batch-windows off,0]
+        [--rounds 1]
 """
 
 from __future__ import annotations
@@ -83,10 +93,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: Path, port: int, log, blas_threads: int | None) -> subprocess.Popen:
+def start_server(model: Path, port: int, log, blas_threads: int | None, *extra: str) -> subprocess.Popen:
     env = {**os.environ, **(blas_env(blas_threads) if blas_threads else {})}
     proc = subprocess.Popen([sys.executable, "-m", "rnnkit", "serve", str(model), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
+                             "--port", str(port), *extra], stdout=log, stderr=subprocess.STDOUT, env=env)
     for _ in range(600):  # up to ~60 s
         if proc.poll() is not None:
             raise SystemExit(f"the server exited ({proc.returncode}); see {log.name}")
@@ -120,7 +130,9 @@ def one(c: httpx.Client, name: str, body: dict) -> int:
     return r.status_code if r.status_code != 200 or "event: done" in text else 599
 
 
-def load(base: str, name: str, bodies: list[dict], concurrency: int, max_seconds: float) -> dict:
+def timed(base: str, name: str, bodies: list[dict], concurrency: int, max_seconds: float
+          ) -> tuple[list[float], dict[str, int], float]:
+    """Send `bodies` from `concurrency` client threads: (latencies in s, status counts, wall s)."""
     lat: list[float] = []
     codes: dict[str, int] = {"2xx": 0, "4xx": 0, "5xx": 0, "conn_errors": 0}
     lock, nxt = threading.Lock(), iter(range(len(bodies)))
@@ -150,10 +162,17 @@ def load(base: str, name: str, bodies: list[dict], concurrency: int, max_seconds
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - t0
+    return lat, codes, time.perf_counter() - t0
+
+
+def summary(lat: list[float], codes: dict[str, int], wall: float) -> dict:
     q = np.percentile(lat, [50, 95, 99]) * 1e3
     return {"requests": len(lat), "seconds": wall, "requests_per_s": len(lat) / wall, "p50_ms": q[0], "p95_ms": q[1],
             "p99_ms": q[2], **codes}
+
+
+def load(base: str, name: str, bodies: list[dict], concurrency: int, max_seconds: float) -> dict:
+    return summary(*timed(base, name, bodies, concurrency, max_seconds))
 
 
 def direct(lm, name: str, bodies: list[dict], max_seconds: float) -> dict:
@@ -175,11 +194,20 @@ def direct(lm, name: str, bodies: list[dict], max_seconds: float) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--requests", type=int, default=200, help="requests per scenario (default 200)")
+    ap.add_argument("--requests", type=int, default=200, help="requests per scenario (default 200; "
+                    "--compare-batching: per setting and turn)")
     ap.add_argument("--concurrency", type=int, default=4, help="client threads (default 4)")
     ap.add_argument("--max-seconds", type=float, default=60, help="stop a scenario's requests after this (default 60)")
     ap.add_argument("--blas-threads", type=int, default=None,
                     help="OPENBLAS/OMP/MKL_NUM_THREADS for the server and the direct calls (default: not set)")
+    ap.add_argument("--compare-batching", action="store_true",
+                    help="measure /v1/score micro-batching (settings side by side) instead (default: off)")
+    ap.add_argument("--clients", default="4,16", help="--compare-batching: client counts (default 4,16)")
+    ap.add_argument("--batch-windows", default="off,0",
+                    help="--compare-batching: rnnkit serve --batch-window-ms settings, the first the baseline "
+                         "(default off,0)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="--compare-batching: how many times the A B, B A turns are repeated (default 1)")
     args = ap.parse_args(argv)
     if args.blas_threads and os.environ.get("OPENBLAS_NUM_THREADS") != str(args.blas_threads):
         env = {**os.environ, **blas_env(args.blas_threads)}  # numpy is loaded: run again with them set
@@ -187,12 +215,18 @@ def main(argv=None) -> int:
     train, sentences, source = corpus()
     work = Path(tempfile.mkdtemp(prefix="serve_load_"))
     model = make_model(work / "ptb-1x64", train)
+    results = {"machine": platform.processor() or platform.machine(), "python": platform.python_version(),
+               "cpus": os.cpu_count(), "source": source, "model": "1x64 LSTM, random weights",
+               "requests": args.requests, "max_seconds": args.max_seconds, "blas_threads": args.blas_threads}
+    if args.compare_batching:
+        return compare_batching(args, model, sentences, work, results)
+    return overhead(args, model, sentences, work, results)
+
+
+def through_server(args: argparse.Namespace, model: Path, sentences: list[str], work: Path, results: dict) -> dict:
+    """Every scenario through a server started for them: {scenario: load's figures}."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    results = {"machine": platform.processor() or platform.machine(), "python": platform.python_version(),
-               "source": source, "model": "1x64 LSTM, random weights", "requests": args.requests,
-               "concurrency": args.concurrency, "max_seconds": args.max_seconds,
-               "blas_threads": args.blas_threads, "scenarios": []}
     with open(work / "server.log", "w") as log:
         proc = start_server(model, port, log, args.blas_threads)
         try:
@@ -201,13 +235,19 @@ def main(argv=None) -> int:
                 for name, bodies in plans.items():
                     for body in bodies[:3]:
                         one(c, name, body)
-                vocab_size = c.get("/v1/models").json()["models"][0]["vocab_size"]
-            results["vocab_size"] = vocab_size
-            served = {name: load(base, name, bodies, args.concurrency, args.max_seconds)
-                      for name, bodies in plans.items()}
+                results["vocab_size"] = c.get("/v1/models").json()["models"][0]["vocab_size"]
+            return {name: load(base, name, bodies, args.concurrency, args.max_seconds) for name, bodies in plans.items()}
         finally:
             proc.terminate()
             proc.wait(30)
+
+
+def overhead(args: argparse.Namespace, model: Path, sentences: list[str], work: Path, results: dict) -> int:
+    """Every scenario through the server, then through the Python API directly."""
+    source = results["source"]
+    results.update(concurrency=args.concurrency, scenarios=[])
+    served = through_server(args, model, sentences, work, results)
+    vocab_size = results["vocab_size"]
     lm = rnnkit.load(model)
     plans = scenarios(sentences, args.requests)
     for name, bodies in plans.items():
@@ -233,6 +273,67 @@ def main(argv=None) -> int:
     print(f"5xx over all scenarios: {results['total_5xx']}")
     write_results(ROOT / "benchmarks" / "results" / "serve_load.json", results)
     return 0
+
+
+def compare_batching(args: argparse.Namespace, model: Path, sentences: list[str], work: Path, results: dict) -> int:
+    """score-1 and score-32 at each client count against one server per --batch-windows setting."""
+    settings = [w.strip() for w in args.batch_windows.split(",")]
+    clients = [int(n) for n in args.clients.split(",")]
+    plans = {name: bodies for name, bodies in scenarios(sentences, args.requests).items() if name.startswith("score")}
+    results.update(settings=settings, clients=clients, rounds=args.rounds, cells=[])
+    servers: dict[str, tuple[subprocess.Popen, str]] = {}
+    try:
+        for setting in settings:
+            port = free_port()
+            with open(work / f"server-{setting}.log", "w") as log:
+                servers[setting] = (start_server(model, port, log, args.blas_threads, "--batch-window-ms", setting),
+                                    f"http://127.0.0.1:{port}")
+            with httpx.Client(base_url=servers[setting][1], timeout=60) as c:  # warm-up, not counted
+                for name, bodies in plans.items():
+                    for body in bodies[:3]:
+                        one(c, name, body)
+        for name, bodies in plans.items():
+            for n in clients:
+                results["cells"] += cell({s: base for s, (_, base) in servers.items()}, name, bodies, n,
+                                         args.max_seconds, args.rounds)
+    finally:
+        for proc, _ in servers.values():
+            proc.terminate()
+            proc.wait(30)
+    print_cells(args, results)
+    write_results(ROOT / "benchmarks" / "results" / "serve_batching.json", results)
+    return 0
+
+
+def cell(bases: dict[str, str], name: str, bodies: list[dict], n: int, max_seconds: float, rounds: int
+         ) -> list[dict]:
+    """One scenario at n clients against each server, in turn and then in the reverse order,
+    `rounds` times; each setting's latencies and times over all its turns together."""
+    runs: dict[str, tuple[list[float], dict[str, int], float]] = {s: ([], {}, 0.0) for s in bases}
+    for order in [list(bases), list(bases)[::-1]] * rounds:
+        for setting in order:
+            lat, codes, wall = timed(bases[setting], name, bodies, n, max_seconds)
+            old_lat, old_codes, old_wall = runs[setting]
+            runs[setting] = (old_lat + lat, {k: old_codes.get(k, 0) + v for k, v in codes.items()}, old_wall + wall)
+    rows = [{"scenario": name, "clients": n, "batch_window_ms": s, **summary(*runs[s])} for s in bases]
+    for row in rows:
+        row["throughput_over_baseline"] = row["requests_per_s"] / rows[0]["requests_per_s"]
+    return rows
+
+
+def print_cells(args: argparse.Namespace, results: dict) -> None:
+    print(f"/v1/score micro-batching: {args.requests} requests per setting and turn, {2 * args.rounds} turns "
+          f"(A B, B A, ...); "
+          f"1x64 LSTM, {results['source']}; BLAS threads {args.blas_threads or 'not set'}; "
+          f"x base = req/s over --batch-window-ms {results['settings'][0]}'s")
+    print(f"{'scenario':<10}{'clients':>8}{'window':>8}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+          f"{'5xx':>5}{'conn':>5}{'x base':>8}")
+    for r in results["cells"]:
+        print(f"{r['scenario']:<10}{r['clients']:>8}{r['batch_window_ms']:>8}{r['requests_per_s']:>9.1f}"
+              f"{r['p50_ms']:>9.2f}{r['p95_ms']:>9.2f}{r['p99_ms']:>9.2f}{r.get('5xx', 0):>5}"
+              f"{r.get('conn_errors', 0):>5}{r['throughput_over_baseline']:>8.2f}")
+    results["total_5xx"] = sum(r.get("5xx", 0) for r in results["cells"])
+    print(f"5xx over all cells: {results['total_5xx']}")
 
 
 if __name__ == "__main__":

@@ -110,9 +110,10 @@ def test_predict_equals_the_api(lm, top_k):
     assert [t["id"] for t in body["top"]] == lm.vocab.encode([t for t, _ in pairs])
 
 
-def test_predict_empty_prompt_is_after_bos(lm):
-    body = client(lm).post("/v1/predict", json={"prompt": "", "top_k": 3}).json()
-    assert [t["token"] for t in body["top"]] == [t for t, _ in lm.predict("", top_k=3)]
+@pytest.mark.parametrize("prompt", ["", "   ", "zebra qqq"])
+def test_predict_refuses_a_prompt_with_nothing_to_predict_from(lm, prompt):  # as rnnkit predict
+    r = client(lm).post("/v1/predict", json={"prompt": prompt, "top_k": 3})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "prompt"]
 
 
 GEN_OPTIONS = [{"seed": 1}, {"prompt": "the", "seed": 7, "temperature": 0.7, "top_k": 5},

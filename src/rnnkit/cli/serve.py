@@ -1,7 +1,8 @@
 """`rnnkit serve`: an HTTP API (FastAPI + uvicorn, the extra rnnkit[serve]) over one or more
 model directories: POST /v1/score, /v1/predict, /v1/generate, GET /v1/models, /health, the
 OpenAPI docs at /docs. Binds 127.0.0.1 unless --host says otherwise; the limits are options
-generated from rnnkit.serve.limits.Limits (imported without FastAPI, so --help needs none)."""
+generated from rnnkit.serve.limits.Limits (imported without FastAPI, so --help needs none);
+--batch-window-ms sets the micro-batching of /v1/score (rnnkit.serve.batcher)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .common import finite_float, positive_int
+from .common import finite_float, number, positive_int
 from .options import add_engine_options, show_default
 
 API_KEY_ENV = "RNNKIT_API_KEY"
+_milliseconds = number(float, 0)
+
+
+def batch_window(text: str) -> float | None:
+    """--batch-window-ms: milliseconds (>= 0), or "off" (None)."""
+    return None if text.strip().lower() == "off" else _milliseconds(text)
 
 
 def add_parser(subparsers: Any) -> None:
+    from ..serve.batcher import DEFAULT_WINDOW_MS
     from ..serve.limits import Limits
 
     p = subparsers.add_parser("serve", help="an HTTP API: score, predict, generate (needs rnnkit[serve])",
@@ -39,6 +47,11 @@ def add_parser(subparsers: Any) -> None:
         typ = finite_float if f.type in (float, "float") else positive_int
         p.add_argument("--" + f.name.replace("_", "-"), type=typ, default=f.default, metavar="X" if typ is
                        finite_float else "N", help=f"{f.metadata['help']} (default: {show_default(f.default)})")
+    p.add_argument("--batch-window-ms", type=batch_window, default=DEFAULT_WINDOW_MS, metavar="MS|off",
+                   help="score concurrent /v1/score requests with the same model and options (bos, eos, oov, "
+                        "per_token) in one batched model call: requests that come while the model is busy go "
+                        "together, and the first of a batch waits MS milliseconds for others; off: each request "
+                        f"alone (default: {show_default(DEFAULT_WINDOW_MS)})")
     add_engine_options(p)
 
 
@@ -72,6 +85,6 @@ def run(args: argparse.Namespace) -> int:
     models = {name: api.load(path, engine=args.engine, device=args.device)
               for name, path in model_names(args.models).items()}
     key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None
-    app = create_app(models, limits, api_key=key, cors=args.cors_origin)
+    app = create_app(models, limits, api_key=key, cors=args.cors_origin, batch_window_ms=args.batch_window_ms)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

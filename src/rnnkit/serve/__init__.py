@@ -1,10 +1,13 @@
 """`rnnkit serve`: an HTTP API over loaded models (FastAPI; the optional extra rnnkit[serve]).
 
-`create_app(models, limits, api_key, cors)` (app.py) builds the application; `Limits`
-(limits.py) holds the limits; the request and response bodies are in schemas.py, the ASGI
-middleware (body size, API key) in middleware.py, the token-by-token generation behind
-streaming in stream.py. `create_app` is imported on first use: `rnnkit.serve.limits` (what
-`rnnkit serve --help` reads) needs no FastAPI, and nothing outside this package imports it."""
+`create_app(models, limits, api_key, cors, batch_window_ms)` (app.py) assembles the
+application from its routers (routes_*.py: score, predict, generate, models and health, the
+page) and what they share (state.py); `Limits` (limits.py) holds the limits; the request and
+response bodies are in schemas.py, the ASGI middleware (body size, API key) in middleware.py,
+the micro-batching of /v1/score in batcher.py, the token-by-token generation behind streaming
+in stream.py (its text built incrementally by detok.py); docs/serving.md is the tour.
+`create_app` is imported on first use: `rnnkit.serve.limits` and `rnnkit.serve.batcher` (what
+`rnnkit serve --help` reads) need no FastAPI, and nothing outside this package imports it."""
 
 from __future__ import annotations
 

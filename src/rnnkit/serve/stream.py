@@ -4,8 +4,10 @@
 is `inference.generate.continue_from` for one sample (sampling or greedy), written as a
 generator over the same pieces (`prime`, `filter_logprobs`, `sample`, the banned ids) and the
 same seeded numpy Generator, so the texts streamed add up to the text `lm.generate` gives for
-the same seed. Each step is a callable the caller runs where it likes (app.py: in a worker
-thread, holding the model's lock), and the texts are built as `api.generate` builds them.
+the same seed. Each step is a callable the caller runs where it likes (routes_generate.py: in
+a worker thread, holding the model's lock), and the texts are built as `api.generate` builds
+them, incrementally: each step detokenizes only its token and tests the stop strings only
+against the end of the text that can hold one.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..config import SampleConfig
 from ..errors import ConfigError
 from ..inference.generate import _banned, filter_logprobs, prime, sample
 from ..text import EOS
+from .detok import detokenizer
 
 
 @dataclass
@@ -31,13 +34,18 @@ class Piece:
 
 @dataclass
 class TokenStream:
-    """The state of one streamed generation: call `step()` until it returns None."""
+    """The state of one streamed generation: call `step()` until it returns None.
+
+    The text grows by what each token appends (detok.py: only the new token is detokenized),
+    and the stop strings are looked for only in the last `len(longest stop)` characters of
+    the generated text, kept as they come: a constant cost per token, not the whole text's."""
 
     lm: object
     prompt: str
     cfg: SampleConfig
     out: list[int] = field(default_factory=list)
-    shown: str = ""
+    _pieces: list[str] = field(default_factory=list)
+    _tail: str = ""  # the end of the generated text (its part after the prompt), as long as the longest stop
     _started: bool = False
     _t: int = 0
     _done: bool = False
@@ -51,25 +59,29 @@ class TokenStream:
         self.ids = lm.prompt_ids(self.prompt)
         self.rng = np.random.default_rng(self.cfg.seed)
         self.hidden = self.cur = None
-
-    def detok(self, new_ids: list[int]) -> str:
-        toks = self.lm.vocab.decode(new_ids)
-        return self.lm.tokenizer.detokenize(["\n" if self.char and t == EOS else t for t in toks])
+        self._shown = detokenizer(lm.tokenizer)  # the text: the prompt's tokens then the new ones
+        self._generated = detokenizer(lm.tokenizer)  # the new tokens alone, as generate's stop test reads them
+        self._keep = max((len(s) for s in self.cfg.stop), default=0)
 
     def text(self) -> str:
         """The whole text so far, as api.generate returns it."""
-        lm = self.lm
-        if self.char:
-            return self.prompt + self.detok(self.out)
-        if self.prompt:
-            return lm.tokenizer.detokenize(lm.tokenizer.tokenize(self.prompt) + lm.vocab.decode(self.out))
-        return self.detok(self.out)
+        return "".join(self._pieces)
 
-    def _piece(self, token: str | None) -> Piece:
-        now = self.text()
-        add = now.removeprefix(self.shown)  # detokenizing only appends
-        self.shown = now
-        return Piece(token, add)
+    def _prompt_text(self) -> str:
+        """The prompt as the text shows it: a character model's as given, a word model's its
+        tokens detokenized (as api.generate)."""
+        if self.char:
+            return self.prompt
+        return "".join(self._shown.add(tok) for tok in self.lm.tokenizer.tokenize(self.prompt)) if self.prompt else ""
+
+    def _add(self, token: str) -> Piece:
+        """The piece a new token adds; the generated text's tail updated for the stop strings."""
+        shown = "\n" if self.char and token == EOS else token
+        text = self._shown.add(shown)
+        self._pieces.append(text)
+        if self._keep:
+            self._tail = (self._tail + self._generated.add(shown))[-self._keep:]
+        return Piece(token, text)
 
     def step(self) -> Piece | None:
         """The next piece: first the prompt as the text will show it (when there is one), then a
@@ -80,8 +92,9 @@ class TokenStream:
         if not self._started:
             self._started = True
             self.hidden, self.cur = prime(lm.model, [vocab.bos_id] + self.ids, 1)
-            if self.text():
-                return self._piece(None)
+            if prompt := self._prompt_text():
+                self._pieces.append(prompt)
+                return Piece(None, prompt)
         if self._t >= cfg.max_len:
             self._done = True
             return None
@@ -94,8 +107,8 @@ class TokenStream:
             self._done = True
             return None
         self.out.append(int(nxt[0]))
-        piece = self._piece(vocab.decode([int(nxt[0])])[0])
-        if cfg.stop and any(self.detok(self.out).endswith(s) for s in cfg.stop):
+        piece = self._add(vocab.decode([int(nxt[0])])[0])
+        if self._keep and any(self._tail.endswith(s) for s in cfg.stop):
             self._done = True
             return piece
         self.cur = nxt
