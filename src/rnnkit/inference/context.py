@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import InputError
-from .score import SentenceScore, _finish, _padded, _prepare
+from .score import SentenceScore, finish_sentence, padded_batch, prepare_sentence
 
 DEFAULT_CONV_SEP = "_"
 
@@ -74,17 +74,17 @@ class ContextScorer:
     def score(self, texts: Sequence[str], hidden=None) -> list[SentenceScore]:
         """Each text scored as `score_sentences` does (<s> context, words and </s> predicted),
         its recurrence starting from `hidden`; results in input order."""
-        sents = [_prepare(t, self.vocab, self.tokenizer, True, True, "unk", self.per_token) for t in texts]
+        sents = [prepare_sentence(t, self.vocab, self.tokenizer, True, True, "unk", self.per_token) for t in texts]
         order = sorted(range(len(sents)), key=lambda i: len(sents[i].seq))
         for b0 in range(0, len(order), self.batch_size):
             rows = [sents[i] for i in order[b0:b0 + self.batch_size]]
             logp = self._logprobs([s.seq for s in rows], hidden)
             for j, s in enumerate(rows):
                 s.logp = logp[:, j]
-        return [_finish(s, self.per_token) for s in sents]
+        return [finish_sentence(s, self.per_token) for s in sents]
 
     def _logprobs(self, seqs: list[np.ndarray], hidden) -> np.ndarray:
-        x, y, real = _padded(seqs, self.vocab.eos_id)
+        x, y, real = padded_batch(seqs, self.vocab.eos_id)
         h = None if hidden is None else self.model.reorder_hidden(hidden, np.zeros(x.shape[1], dtype=np.int64))
         logp = np.empty(x.shape)
         for t0 in range(0, x.shape[0], self.seq_len):
@@ -95,7 +95,7 @@ class ContextScorer:
     def carry(self, text: str, hidden=None):
         """The hidden state after reading `<s> text </s>` (its tokens as scoring reads them)
         from `hidden`: the context the next utterance starts from."""
-        seq = _prepare(text, self.vocab, self.tokenizer, True, True, "unk").seq
+        seq = prepare_sentence(text, self.vocab, self.tokenizer, True, True, "unk").seq
         x = seq.reshape(-1, 1)
         skip = np.zeros(x.shape, dtype=bool)  # the recurrence only: no output layer
         h = hidden

@@ -100,7 +100,7 @@ def to_base(nats: float, base: float) -> float:
 
 
 @dataclass(slots=True)
-class _Sentence:
+class PreparedSentence:
     """A sentence read and encoded, waiting for its log-probabilities."""
 
     text: str
@@ -124,7 +124,10 @@ def _tokens(text: str, tokenizer, spans: bool) -> tuple[list[str], list[tuple[in
     return [t for t, _, _ in triples], [(a, b) for _, a, b in triples]
 
 
-def _prepare(text: str, vocab, tokenizer, bos: bool, eos: bool, oov: str, spans: bool = False) -> _Sentence:
+def prepare_sentence(text: str, vocab, tokenizer, bos: bool, eos: bool, oov: str,
+                     spans: bool = False) -> PreparedSentence:
+    """A line tokenized and encoded as scoring reads it (the ids, the predicted tokens, which are
+    scored); `finish_sentence` turns it into a SentenceScore once `logp` is filled."""
     toks, where = _tokens(text, tokenizer, spans)
     end = [(len(text), len(text))]
     if toks and toks[-1] == EOS_NAME:  # the sentence's own end: not a word, predicted once
@@ -141,10 +144,10 @@ def _prepare(text: str, vocab, tokenizer, bos: bool, eos: bool, oov: str, spans:
         context = (UNK_NAME if oovs[0] else names[0]) if names else ""
         names, oovs, where = names[1:], oovs[1:], where and where[1:]
     scored = [not (o and oov == "skip") for o in oovs]
-    return _Sentence(text, names, oovs, scored, np.asarray(seq, dtype=np.int64), context, where)
+    return PreparedSentence(text, names, oovs, scored, np.asarray(seq, dtype=np.int64), context, where)
 
 
-def _finish(s: _Sentence, per_token: bool) -> SentenceScore:
+def finish_sentence(s: PreparedSentence, per_token: bool) -> SentenceScore:
     """The sentence's totals (and tokens when asked) from its log-probabilities."""
     logps = s.logp[:len(s.names)].tolist() if s.logp is not None else []
     res = SentenceScore(s.text, float(sum(lp for lp, sc in zip(logps, s.scored) if sc)), sum(s.scored),
@@ -157,7 +160,7 @@ def _finish(s: _Sentence, per_token: bool) -> SentenceScore:
     return res
 
 
-def _add_details(tokens: list[TokenScore], s: _Sentence) -> None:
+def _add_details(tokens: list[TokenScore], s: PreparedSentence) -> None:
     """Spans, entropies and ranks, where they were computed."""
     for i, t in enumerate(tokens):
         if s.spans is not None:
@@ -166,7 +169,7 @@ def _add_details(tokens: list[TokenScore], s: _Sentence) -> None:
             t.entropy, t.rank = float(s.entropy[i]), int(s.rank[i])
 
 
-def _padded(seqs: list[np.ndarray], pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def padded_batch(seqs: list[np.ndarray], pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """x, y (T, B) and `real` (not padding), T the longest sequence minus one."""
     T, B = max(len(s) for s in seqs) - 1, len(seqs)
     x = np.full((T, B), pad_id, dtype=np.int64)
@@ -189,7 +192,7 @@ def _batch_scores(model, seqs: list[np.ndarray], pad_id: int, seq_len: int, deta
     """_batch_logprobs' (T, B) log-probabilities; with detail also the entropy and rank at each
     position (else None, None), from the full rows of a window at a time, the window shortened
     to hold DETAIL_ELEMENTS floats."""
-    x, y, real = _padded(seqs, pad_id)
+    x, y, real = padded_batch(seqs, pad_id)
     (T, B), K = x.shape, model.config.vocab_size
     if detail:
         seq_len = max(1, min(seq_len, DETAIL_ELEMENTS // (B * K)))
@@ -218,7 +221,7 @@ def _entropy_rank(model, x: np.ndarray, y: np.ndarray, hidden) -> tuple[np.ndarr
     return entropy, rank
 
 
-def _batches(chunk: list[_Sentence], batch_size: int) -> list[list[_Sentence]]:
+def _batches(chunk: list[PreparedSentence], batch_size: int) -> list[list[PreparedSentence]]:
     """The chunk's sentences with something to predict, sorted by length, in batches."""
     order = sorted((s for s in chunk if len(s.seq) >= 2), key=lambda s: len(s.seq))
     return [order[b0:b0 + batch_size] for b0 in range(0, len(order), batch_size)]
@@ -246,8 +249,8 @@ def score_stream(model, vocab, tokenizer, lines: Iterable[str], *, bos: bool = T
     _check_options(oov, batch_size, seq_len, chunk_sentences)
     per_token = per_token or detail
 
-    def chunk_of(texts: list[str]) -> list[_Sentence]:
-        return [_prepare(t, vocab, tokenizer, bos, eos, oov, per_token) for t in texts]
+    def chunk_of(texts: list[str]) -> list[PreparedSentence]:
+        return [prepare_sentence(t, vocab, tokenizer, bos, eos, oov, per_token) for t in texts]
 
     chunks = (chunk_of(texts) for texts in _take(lines, chunk_sentences))
     return _stream(model, vocab.eos_id, seq_len, chunks, batch_size, (per_token, detail), progress)
@@ -259,7 +262,7 @@ def _take(lines: Iterable[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-def _stream(model, pad_id: int, seq_len: int, chunks: Iterator[list[_Sentence]], batch_size: int,
+def _stream(model, pad_id: int, seq_len: int, chunks: Iterator[list[PreparedSentence]], batch_size: int,
             wanted: tuple[bool, bool], progress: Callable[[int], None] | None) -> Iterator[SentenceScore]:
     """One pass of map_batches over every chunk's batches, each chunk followed by an empty
     batch that marks its end (its results are yielded then): the workers keep busy across
@@ -267,7 +270,7 @@ def _stream(model, pad_id: int, seq_len: int, chunks: Iterator[list[_Sentence]],
     per_token, detail = wanted
     jobs = ((chunk, rows) for chunk in chunks for rows in [*_batches(chunk, batch_size), []])
 
-    def score(job: tuple[list[_Sentence], list[_Sentence]]) -> tuple[list[_Sentence], list[_Sentence], tuple | None]:
+    def score(job: tuple[list[PreparedSentence], list[PreparedSentence]]) -> tuple[list[PreparedSentence], list[PreparedSentence], tuple | None]:
         chunk, rows = job
         return chunk, rows, _batch_scores(model, [s.seq for s in rows], pad_id, seq_len, detail) if rows else None
 
@@ -282,7 +285,7 @@ def _stream(model, pad_id: int, seq_len: int, chunks: Iterator[list[_Sentence]],
         if nothing:
             done(nothing)
         for s in chunk:
-            yield _finish(s, per_token)
+            yield finish_sentence(s, per_token)
 
 
 def score_sentences(model, vocab, tokenizer, sentences: Iterable[str], *, bos: bool = True, eos: bool = True,

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..inference.predict import top_k as _top_k
-from ..inference.score import SentenceScore, _prepare
+from ..inference.score import SentenceScore, prepare_sentence
 
 BATCH_MAX_SENTENCES = 64  # sentences in one batched call at most: score_sentences' batch size, past
 # which it splits the call into batches anyway (merging more saves nothing; measured); a larger request goes alone
@@ -71,7 +71,7 @@ def _scores(lm: Any, sentences: list[str], o: ScoreOptions) -> list[SentenceScor
 def alternatives(lm: Any, text: str, o: ScoreOptions, k: int) -> Alternatives:
     """The k most likely (token, ln p) where each predicted token of `text` is predicted (its
     prefix as the model reads it, one recurrent step per token), in token_scores' order."""
-    seq = _prepare(text, lm.vocab, lm.tokenizer, o.bos, o.eos, o.oov).seq
+    seq = prepare_sentence(text, lm.vocab, lm.tokenizer, o.bos, o.eos, o.oov).seq
     if len(seq) < 2:
         return []
     hidden, rows = lm.model.init_hidden(1), []
