@@ -250,6 +250,8 @@ LINES = {  # per format: lines that mostly parse, with damage now and then
                        numbers, numbers, words, st.none() | numbers),
     "plain": st.builds(lambda i, w, tab: f"{i}{tab}{' '.join(w)}", word, words, st.sampled_from(["\t", " "])),
     "kaldi": st.builds(lambda i, n, w: f"{i}-{n} {' '.join(w)}", word, st.sampled_from(["1", "2", "x", ""]), words),
+    "scored": st.builds(lambda i, a, w, tab: f"{i}{tab}{a}{tab}{' '.join(w)}", word, numbers, words,
+                        st.sampled_from(["\t", " "])),
 }
 
 
