@@ -137,11 +137,11 @@ def test_only_a_chunk_is_held(lm):
     """Counted on the heap while the stream goes: the sentences waiting to be scored and the
     results not yet handed out never exceed a chunk (none of the earlier ones is kept)."""
     chunk, sents = 8, random_sentences(400, seed=1)
-    before = live(score_mod._Sentence), live(SentenceScore)
+    before = live(score_mod.PreparedSentence), live(SentenceScore)
     peak = [0, 0]
     for i, _ in enumerate(stream(lm, iter(sents), chunk_sentences=chunk, batch_size=3)):
         if i % 37 == 0:
-            peak = [max(peak[0], live(score_mod._Sentence) - before[0]), max(peak[1], live(SentenceScore) - before[1])]
+            peak = [max(peak[0], live(score_mod.PreparedSentence) - before[0]), max(peak[1], live(SentenceScore) - before[1])]
     assert 0 < peak[0] <= chunk and peak[1] <= 1
 
 
