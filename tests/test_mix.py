@@ -89,6 +89,19 @@ def test_score_lambda_one_is_the_rnn_and_zero_the_ngram(setup, capsys):
         assert row["logprob"] == pytest.approx(arpa.sentence_log10(lm.tokenize(text)).sum() * math.log(10))
 
 
+def test_srilm_debug_2_lines_carry_the_mixed_numbers_tagged_mix(setup, capsys):
+    model, wb, _, dev = setup
+    rc, out, err = run_main(capsys, "score", model, dev, "--mix-lm", wb, "--lambda", "0.3", "--output-format",
+                            "srilm", "--debug", "2")
+    assert rc == 0, err
+    words = [ln for ln in out.splitlines() if ln.startswith("\tp( ")]
+    mixed = [t for s in mix_scores(api.load(model).score_sentences(DEV, per_token=True), read_arpa(wb), 0.3)
+             for t in s.tokens]
+    assert len(words) == len(mixed) and all("= [mix] " in ln for ln in words)
+    for ln, t in zip(words, mixed):
+        assert float(ln.split("[ ")[-1].rstrip(" ]")) == pytest.approx(t.logprob / math.log(10), abs=1e-5)
+
+
 def test_score_mixed_by_hand_and_a_word_the_ngram_lacks(setup, capsys):
     model, _, hand, dev = setup
     lm, lam = api.load(model), 0.3

@@ -37,6 +37,7 @@ _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r
 OOV_POLICIES = ("unk", "skip")
 DEBUG_LEVELS = (0, 1, 2)
 SRILM_TAG = "[rnn]"  # where ngram writes [2gram] / [OOV]: what gave the probability
+SRILM_MIX_TAG = "[mix]"  # with --mix-lm: the interpolation of the RNN and the n-gram model gave it
 
 
 def add_parser(subparsers: Any) -> None:
@@ -116,32 +117,32 @@ def _write_srilm_stats(out: TextIO, summ: Any, lb: Callable[[float], float], hea
         out.write(f"0 zeroprobs, logprob= {_g(lb(summ.logprob))} ppl= {_g(summ.ppl)} ppl1= {_g(summ.ppl1)}\n")
 
 
-def _srilm_word_lines(s: Any, lb: Callable[[float], float]) -> Iterator[str]:
+def _srilm_word_lines(s: Any, lb: Callable[[float], float], tag: str) -> Iterator[str]:
     """ngram -debug 2's line per predicted token: the word and its context as the model reads them
     (an unknown word is <unk>), the previous token then ' ...' when there is more before it."""
     prev = s.context
     for i, t in enumerate(s.tokens):
         word = UNK_NAME if t.is_oov else t.token
-        value = f"{SRILM_TAG} {_g(math.exp(t.logprob))} [ {_g(lb(t.logprob))} ]" if t.scored else "[OOV] 0 [ -inf ]"
+        value = f"{tag} {_g(math.exp(t.logprob))} [ {_g(lb(t.logprob))} ]" if t.scored else "[OOV] 0 [ -inf ]"
         yield f"\tp( {word} | {prev}{' ...' if i else ' '}) \t= {value}\n"
         prev = word
 
 
-def _write_srilm_sentence(out: TextIO, s: Any, lb: Callable[[float], float], debug: int) -> None:
+def _write_srilm_sentence(out: TextIO, s: Any, lb: Callable[[float], float], debug: int, tag: str) -> None:
     from ..inference.score import Summary
 
     out.write(" ".join(s.text.split()) + "\n")  # ngram echoes the line's words
     if debug >= 2:
-        out.writelines(_srilm_word_lines(s, lb))
+        out.writelines(_srilm_word_lines(s, lb, tag))
     _write_srilm_stats(out, Summary.of([s]), lb)
     out.write("\n")
 
 
 def _write_srilm(out: TextIO, scores: Iterator[Any], summ: Any, name: str, lb: Callable[[float], float],
-                 debug: int) -> None:
+                 debug: int, tag: str) -> None:
     for n, s in enumerate(scores, 1):
         if debug:
-            _write_srilm_sentence(out, s, lb, debug)
+            _write_srilm_sentence(out, s, lb, debug, tag)
         if n % CHUNK_SENTENCES == 0:
             out.flush()
     _write_srilm_stats(out, summ, lb, f"file {name}: ")
@@ -197,7 +198,8 @@ def _write(out: TextIO, args: argparse.Namespace, scores: Iterator[Any], summ: A
 
     lb = functools.partial(to_base, base=log_base_value(log_base))
     if args.output_format == "srilm":
-        _write_srilm(out, scores, summ, input_name(args.file), lb, debug)
+        tag = SRILM_MIX_TAG if getattr(args, "mix_lm", None) else SRILM_TAG
+        _write_srilm(out, scores, summ, input_name(args.file), lb, debug, tag)
         return
     if args.output_format == "tsv":
         out.write(TSV_HEADER)
