@@ -61,7 +61,8 @@ def flag(name: str) -> str:
 
 def test_one_table_names_every_command(capsys):
     assert list(COMMANDS) == ["train", "eval", "score", "rescore", "lattice", "mix-weight", "generate",
-                              "predict", "serve", "export", "plot", "download", "gradcheck", "analyze", "demo"]
+                              "predict", "serve", "export", "plot", "download", "cache", "gradcheck", "analyze",
+                              "demo"]
     assert list(subparsers()) == list(COMMANDS)
     for name, module in COMMANDS.items():
         assert callable(module.add_parser) and callable(module.run), name

@@ -18,6 +18,7 @@ from .. import __version__
 from ..errors import RnnkitError
 from . import (
     analyze,
+    cache,
     demo,
     download,
     evaluate,
@@ -48,6 +49,7 @@ COMMANDS = {  # name -> module, in the order `rnnkit --help` lists them
     "export": export,
     "plot": plot,
     "download": download,
+    "cache": cache,
     "gradcheck": gradcheck,
     "analyze": analyze,
     "demo": demo,

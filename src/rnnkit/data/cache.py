@@ -21,11 +21,13 @@ import atexit
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import files
@@ -152,3 +154,45 @@ def _sweep(root: Path, stale: Callable[[dict], bool] | None) -> None:
             continue
         if gone:
             shutil.rmtree(p, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- looking and clearing (rnnkit cache)
+
+ENTRY_NAME = re.compile(r"(ids|vocab)-[0-9a-f]{32}")  # what publish names; nothing else is ever removed
+
+
+@dataclass
+class Entry:
+    path: Path
+    kind: str  # "ids" (an encoded corpus) or "vocab" (a vocabulary counted from one)
+    size: int  # bytes of its files
+    used: float  # when it was made or last renamed into place (mtime, seconds since the epoch)
+    sources: list[str]  # the corpus files it was made from
+    key: dict
+
+
+def entries(root: Path | None = None) -> list[Entry]:
+    """The cache's entries, oldest first: directories named as publish names them that hold a
+    meta.json; temporary directories and anything else in the directory are not entries."""
+    root = cache_root() if root is None else root
+    out = []
+    for p in sorted(root.iterdir()):
+        meta = read_meta(p) if ENTRY_NAME.fullmatch(p.name) and p.is_dir() else None
+        if meta is None:
+            continue
+        key = meta.get("key") if isinstance(meta.get("key"), dict) else {}
+        sources = [str(s[2]) for s in key.get("source", []) if isinstance(s, list) and len(s) > 2]
+        size = sum(f.stat().st_size for f in p.iterdir() if f.is_file())
+        out.append(Entry(p, p.name.split("-")[0], size, p.stat().st_mtime, sources, key))
+    return sorted(out, key=lambda e: e.used)
+
+
+def remove(entry: Entry) -> None:
+    """Delete an entry (a process reading its memory-mapped files keeps reading them); an OS error
+    is one OutputError naming the entry."""
+    try:
+        shutil.rmtree(entry.path)
+    except FileNotFoundError:
+        pass  # another process removed it first
+    except OSError as e:
+        raise OutputError(f"{files.shown(entry.path)}: cannot remove the cache entry: {files.os_problem(e)}") from None

@@ -148,7 +148,7 @@ def _ids_key(parts: list[Part], tok_cfg: TokenizerConfig, csv_column: str, vocab
     return key
 
 
-def _stale(key: dict) -> bool:
+def stale(key: dict) -> bool:
     """Have the files an entry was made from changed or gone (so that no key can match it again)?"""
     try:
         files = [(path, (size, mtime, ino)) for _fmt, _split, path, size, mtime, ino in key.get("source", [])]
@@ -184,7 +184,7 @@ def _encode_known(parts: list[Part], tok_cfg: TokenizerConfig, csv_column: str, 
     hit = cache.find("ids", key, complete)
     if hit is not None:
         return open_ids(hit[0], hit[1]["dtype"])
-    tmp = cache.new_dir("ids", _stale)
+    tmp = cache.new_dir("ids", stale)
     with cache.building(tmp):
         with id_writer(tmp, id_dtype(len(vocab))) as w:
             _write_pass(parts, tok_cfg, csv_column, known_ids(vocab), w)
@@ -202,7 +202,7 @@ def encode_corpus(source: str | os.PathLike, tok_cfg: TokenizerConfig, *, format
     if hit is not None:
         vocab = Vocab.from_list(json.loads((hit[0] / VOCAB).read_text(encoding="utf-8")))
         return _encode_known(parts, tok_cfg, csv_column, vocab), vocab
-    tmp = cache.new_dir("ids", _stale)
+    tmp = cache.new_dir("ids", stale)
     with cache.building(tmp):
         encoded, vocab = _count_and_encode(parts, tok_cfg, csv_column, holdout, tmp)
     _save_vocab(vkey, vocab)
@@ -258,7 +258,7 @@ def _finish_ids(tmp: Path, key: dict, dtype: np.dtype, tokens: int, sentences: i
 
 
 def _save_vocab(key: dict, vocab: Vocab) -> None:
-    tmp = cache.new_dir("vocab", _stale)
+    tmp = cache.new_dir("vocab", stale)
     with cache.building(tmp):
         (tmp / VOCAB).write_text(files.dumps(vocab.to_list()), encoding="utf-8")
         cache.write_meta(tmp, key)
