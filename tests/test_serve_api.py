@@ -5,7 +5,6 @@ CORS, the generation slots (429) and the time limit (504). Skipped without FastA
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import sys
@@ -21,35 +20,21 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 import rnnkit
+import serve_kit
 from conftest import make_model_dir
 from rnnkit.cli import main
 from rnnkit.serve import Limits, create_app
+from serve_kit import sse
 
 SENTENCES = ["the cat sat on the mat .", "a dog ran .", "zebra unknown words", ""]
 
 
-@pytest.fixture(scope="module")
-def lm(tmp_path_factory):
-    return rnnkit.load(make_model_dir(tmp_path_factory.mktemp("serve") / "word"))
-
-
-@pytest.fixture(scope="module")
-def char_lm(tmp_path_factory):
-    return rnnkit.load(make_model_dir(tmp_path_factory.mktemp("serve") / "char", level="char"))
+lm, char_lm = serve_kit.lm, serve_kit.char_lm  # the shared model fixtures (tests/serve_kit.py)
 
 
 def client(lm, **kw) -> TestClient:
     limits = kw.pop("limits", Limits())
     return TestClient(create_app({"word": lm}, limits, **kw))
-
-
-def sse(text: str) -> list[tuple[str, dict]]:
-    """(event, data) per server-sent event."""
-    out = []
-    for block in text.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.split("\n"))
-        out.append((fields["event"], json.loads(fields["data"])))
-    return out
 
 
 # ---------------------------------------------------------------------------- the numbers

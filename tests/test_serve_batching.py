@@ -25,7 +25,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-import rnnkit
+import serve_kit
 from conftest import make_model_dir
 from rnnkit.cli import main
 from rnnkit.errors import InputError
@@ -36,9 +36,7 @@ SENTENCES = ["the cat sat on the mat .", "a dog ran .", "zebra unknown words", "
              "it's a dog's life , isn't it ?", "the", "a cat and a dog played in the garden ."]
 
 
-@pytest.fixture(scope="module")
-def lm(tmp_path_factory):
-    return rnnkit.load(make_model_dir(tmp_path_factory.mktemp("batch") / "word"))
+lm = serve_kit.lm  # the shared model fixture (tests/serve_kit.py)
 
 
 def wait_queued(batcher, n: int) -> None:

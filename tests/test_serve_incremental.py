@@ -1,6 +1,6 @@
-"""Streamed generation builds its text incrementally (rnnkit.serve.detok, serve.stream): each
-token's piece is what it appends to `tokenizer.detokenize`, checked on every prefix of random
-token sequences (quotes, brackets, clitics, punctuation) against `detokenize` itself; a stream
+"""Streamed generation builds its text incrementally (rnnkit.text.tokenize.joiner, serve.stream):
+each token's piece is what it appends to `tokenizer.detokenize`, checked on every prefix of
+random token sequences (quotes, brackets, clitics, punctuation) against `detokenize` itself; a stream
 never detokenizes the whole text (detokenize patched to fail); and the streamed events
 concatenate to exactly the non-streamed /v1/generate text and `LanguageModel.generate`, for
 word and character models, with stop strings cut from a generated text across token
@@ -9,7 +9,6 @@ boundaries (and ones that never or only partly match). Skipped without FastAPI."
 from __future__ import annotations
 
 import itertools
-import json
 import warnings
 
 import numpy as np
@@ -21,24 +20,18 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-import rnnkit
-from conftest import make_model_dir
+import serve_kit
 from rnnkit.serve import create_app
-from rnnkit.serve.detok import _Whole, detokenizer
 from rnnkit.text import CharTokenizer, WordTokenizer
+from rnnkit.text.detok import WholeJoiner
+from rnnkit.text.tokenize import joiner
+from serve_kit import sse
 
 POOL = ['"', "(", ")", "[", "{", "$", "#", "``", "''", "n't", "N'T", "'s", "'S", "'re", "'m", ".", ",", "?", "...",
         "%", "'", "the", "Cat", "it", "is", "", "a-b", "…"]
 
 
-@pytest.fixture(scope="module")
-def lm(tmp_path_factory):
-    return rnnkit.load(make_model_dir(tmp_path_factory.mktemp("inc") / "word"))
-
-
-@pytest.fixture(scope="module")
-def char_lm(tmp_path_factory):
-    return rnnkit.load(make_model_dir(tmp_path_factory.mktemp("inc") / "char", level="char"))
+lm, char_lm = serve_kit.lm, serve_kit.char_lm  # the shared model fixtures (tests/serve_kit.py)
 
 
 class Odd(WordTokenizer):
@@ -51,21 +44,13 @@ class Odd(WordTokenizer):
 @pytest.mark.parametrize("tokenizer", [WordTokenizer(), WordTokenizer(split="whitespace"), CharTokenizer(), Odd()])
 def test_each_piece_is_what_detokenize_appends(tokenizer):
     rng = np.random.default_rng(0)
-    assert isinstance(detokenizer(tokenizer), _Whole) == isinstance(tokenizer, Odd)
+    assert isinstance(joiner(tokenizer), WholeJoiner) == isinstance(tokenizer, Odd)
     for _ in range(300):
         tokens = [POOL[i] for i in rng.integers(0, len(POOL), int(rng.integers(1, 14)))]
-        d, text = detokenizer(tokenizer), ""
+        d, text = joiner(tokenizer), ""
         for n, tok in enumerate(tokens, 1):
             text += d.add(tok)
             assert text == tokenizer.detokenize(tokens[:n]), tokens[:n]
-
-
-def sse(text: str) -> list[tuple[str, dict]]:
-    out = []
-    for block in text.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.split("\n"))
-        out.append((fields["event"], json.loads(fields["data"])))
-    return out
 
 
 def streamed(c: TestClient, body: dict) -> str:

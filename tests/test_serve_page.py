@@ -32,7 +32,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 import rnnkit
-from conftest import make_model_dir
+import serve_kit
 from rnnkit.serve import create_app
 
 STATIC = Path(rnnkit.__file__).parent / "serve" / "static"
@@ -40,14 +40,7 @@ SENTENCE = "the cat sat on the zebra mat ."
 TRAINED = Path(__file__).resolve().parents[1] / "runs" / "shakespeare-char-lstm"
 
 
-@pytest.fixture(scope="module")
-def lm(tmp_path_factory):
-    return rnnkit.load(make_model_dir(tmp_path_factory.mktemp("page") / "word"))
-
-
-@pytest.fixture(scope="module")
-def char_lm(tmp_path_factory):
-    return rnnkit.load(make_model_dir(tmp_path_factory.mktemp("page") / "char", level="char"))
+lm, char_lm = serve_kit.lm, serve_kit.char_lm  # the shared model fixtures (tests/serve_kit.py)
 
 
 # ---------------------------------------------------------------------------- no browser

@@ -26,17 +26,15 @@ pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-import rnnkit
-from conftest import make_model_dir
+import serve_kit
 from rnnkit.serve import Limits, create_app
+from serve_kit import sse
 
 ATTEMPTS = 400  # polls of the server's state, each after a short pause: a bound in attempts
 LONG = {"seed": 1, "max_len": 1_000_000, "min_len": 1_000_000, "stream": True}  # never ends by itself
 
 
-@pytest.fixture(scope="module")
-def lm(tmp_path_factory):
-    return rnnkit.load(make_model_dir(tmp_path_factory.mktemp("streams") / "word"))
+lm = serve_kit.lm  # the shared model fixture (tests/serve_kit.py)
 
 
 @pytest.fixture
@@ -95,14 +93,6 @@ def drop(s: socket.socket) -> None:
     """Close with a reset (SO_LINGER on, 0 s): the connection dies, as when a client vanishes."""
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
-
-
-def sse(text: str) -> list[tuple[str, dict]]:
-    out = []
-    for block in text.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.split("\n"))
-        out.append((fields["event"], json.loads(fields["data"])))
-    return out
 
 
 def answers_others(base: str, lm) -> None:

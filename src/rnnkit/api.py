@@ -295,7 +295,7 @@ class LanguageModel:
             toks = self.vocab.decode(new_ids)
             return self.tokenizer.detokenize(["\n" if char and t == EOS else t for t in toks])
 
-        outs = _generate(self.model, self.vocab, ids, cfg, detokenize=detok, line_breaks=char)
+        outs = _generate(self.model, self.vocab, ids, cfg, tokenizer=self.tokenizer, line_breaks=char)
         if char:
             texts = [prompt + detok(o) for o in outs]
         else:

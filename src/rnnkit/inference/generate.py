@@ -4,17 +4,20 @@ Sampling is a pure function of the log-probabilities and an explicit numpy Gener
 the same seed gives the same output on either engine. Generation carries the hidden state:
 each new token costs one recurrent step whatever the length so far. Beam search keeps every
 hypothesis that ends, and returns the best one (`beam_search`) or the best n (`beam_search_n`).
+Stop strings are tested as the text grows (`StopStrings`): each token detokenized alone, only
+the text's end searched, a constant cost per token.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..config import SampleConfig
 from ..errors import ConfigError
+from ..text.tokenize import joiner
 
 
 def filter_logprobs(logp: np.ndarray, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
@@ -96,32 +99,55 @@ def prime(model, context: list[int], batch: int):
     return hidden, np.full(batch, context[-1], dtype=np.int64)
 
 
+class StopStrings:
+    """Whether a generated text ends with one of `stop`, the text given a token at a time.
+
+    Each token's piece comes from the tokenizer's joiner (text.tokenize.joiner: the text is
+    `tokenizer.detokenize` of the tokens so far), and only the text's last len(longest stop)
+    characters are kept: `text.endswith(s)` reads no further, so each token costs the length
+    of its piece and of the longest stop string, not of the text."""
+
+    def __init__(self, tokenizer: Any, stop: list[str]) -> None:
+        self.join, self.stop, self.tail = joiner(tokenizer), list(stop), ""
+        self.keep = max((len(s) for s in self.stop), default=0)
+
+    def add(self, token: str) -> bool:
+        """Append `token` to the text; True if the text now ends with a stop string."""
+        piece = self.join.add(token)
+        self.tail = (self.tail + piece)[-self.keep:] if self.keep else ""
+        return any(self.tail.endswith(s) for s in self.stop)
+
+
 def generate(model, vocab, prompt_ids: list[int], cfg: SampleConfig,
-             detokenize: Callable[[list[int]], str] | None = None, line_breaks: bool = False) -> list[list[int]]:
+             tokenizer: Any = None, line_breaks: bool = False) -> list[list[int]]:
     """num_samples continuations of `<s> prompt` (ids of new tokens only).
 
     Word models stop at `</s>` (not included). With `line_breaks` (character models, whose
     lines are `<s> chars </s>`), `</s>` is a newline: it is kept and generation goes on after
-    `</s> <s>`, as in the training stream, until max_len or a stop string. With cfg.beam > 0:
-    the cfg.num_samples best beam hypotheses, best first."""
+    `</s> <s>`, as in the training stream, until max_len or a stop string. A sample also stops
+    after the token with which `tokenizer.detokenize` of its new tokens ends with one of
+    cfg.stop (no stop test without a tokenizer). With cfg.beam > 0: the cfg.num_samples best
+    beam hypotheses, best first."""
     cfg.validate()
     if cfg.beam > 0:
         return [h.ids for h in beam_search_n(model, vocab, prompt_ids, cfg, cfg.num_samples)]
     hidden, cur = prime(model, [vocab.bos_id] + list(prompt_ids), cfg.num_samples)
-    return continue_from(model, vocab, hidden, cur, cfg, detokenize, line_breaks)
+    return continue_from(model, vocab, hidden, cur, cfg, tokenizer, line_breaks)
 
 
 def continue_from(model, vocab, hidden, cur: np.ndarray, cfg: SampleConfig,
-                  detokenize: Callable[[list[int]], str] | None = None, line_breaks: bool = False,
+                  tokenizer: Any = None, line_breaks: bool = False,
                   rng: np.random.Generator | None = None) -> list[list[int]]:
-    """The sampling loop from a primed hidden: one recurrent step per new token."""
+    """The sampling loop from a primed hidden: one recurrent step per new token (stop strings
+    as `generate`, a `StopStrings` per row; with line_breaks, </s> is a newline in the text)."""
     rng = np.random.default_rng(cfg.seed) if rng is None else rng
     B = len(cur)
     if line_breaks and B > 1:  # a line break costs a row two steps, so rows go one at a time
         return [continue_from(model, vocab, model.reorder_hidden(hidden, np.array([b])), cur[b:b + 1], cfg,
-                              detokenize, True, rng)[0] for b in range(B)]
+                              tokenizer, True, rng)[0] for b in range(B)]
     out: list[list[int]] = [[] for _ in range(B)]
     done = np.zeros(B, dtype=bool)
+    stops = [StopStrings(tokenizer, cfg.stop) for _ in range(B)] if cfg.stop and tokenizer is not None else None
     for t in range(cfg.max_len):
         logp, hidden = model.step_logprobs(cur, hidden)
         z = filter_logprobs(logp, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
@@ -132,8 +158,8 @@ def continue_from(model, vocab, hidden, cur: np.ndarray, cfg: SampleConfig,
                 done[b] = True
                 continue
             out[b].append(int(nxt[b]))
-            if cfg.stop and detokenize is not None and any(detokenize(out[b]).endswith(s) for s in cfg.stop):
-                done[b] = True
+            if stops is not None:
+                done[b] = stops[b].add("\n" if line_breaks and nxt[b] == vocab.eos_id else vocab.decode([nxt[b]])[0])
         if done.all():
             break
         cur = nxt

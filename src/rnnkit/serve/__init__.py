@@ -5,7 +5,7 @@ application from its routers (routes_*.py: score, predict, generate, models and 
 page) and what they share (state.py); `Limits` (limits.py) holds the limits; the request and
 response bodies are in schemas.py, the ASGI middleware (body size, API key) in middleware.py,
 the micro-batching of /v1/score in batcher.py, the token-by-token generation behind streaming
-in stream.py (its text built incrementally by detok.py); docs/serving.md is the tour.
+in stream.py (its text built incrementally by text.tokenize.joiner); docs/serving.md is the tour.
 `create_app` is imported on first use: `rnnkit.serve.limits` and `rnnkit.serve.batcher` (what
 `rnnkit serve --help` reads) need no FastAPI, and nothing outside this package imports it."""
 

@@ -19,9 +19,9 @@ import numpy as np
 
 from ..config import SampleConfig
 from ..errors import ConfigError
-from ..inference.generate import _banned, filter_logprobs, prime, sample
+from ..inference.generate import StopStrings, _banned, filter_logprobs, prime, sample
 from ..text import EOS
-from .detok import detokenizer
+from ..text.tokenize import joiner
 
 
 @dataclass
@@ -36,16 +36,15 @@ class Piece:
 class TokenStream:
     """The state of one streamed generation: call `step()` until it returns None.
 
-    The text grows by what each token appends (detok.py: only the new token is detokenized),
-    and the stop strings are looked for only in the last `len(longest stop)` characters of
-    the generated text, kept as they come: a constant cost per token, not the whole text's."""
+    The text grows by what each token appends (text.tokenize.joiner: only the new token is
+    detokenized), and the stop strings are tested as generate tests them (`StopStrings`, on
+    the generated text's end only): a constant cost per token, not the whole text's."""
 
     lm: object
     prompt: str
     cfg: SampleConfig
     out: list[int] = field(default_factory=list)
     _pieces: list[str] = field(default_factory=list)
-    _tail: str = ""  # the end of the generated text (its part after the prompt), as long as the longest stop
     _started: bool = False
     _t: int = 0
     _done: bool = False
@@ -59,9 +58,8 @@ class TokenStream:
         self.ids = lm.prompt_ids(self.prompt)
         self.rng = np.random.default_rng(self.cfg.seed)
         self.hidden = self.cur = None
-        self._shown = detokenizer(lm.tokenizer)  # the text: the prompt's tokens then the new ones
-        self._generated = detokenizer(lm.tokenizer)  # the new tokens alone, as generate's stop test reads them
-        self._keep = max((len(s) for s in self.cfg.stop), default=0)
+        self._shown = joiner(lm.tokenizer)  # the text: the prompt's tokens then the new ones
+        self._stops = StopStrings(lm.tokenizer, self.cfg.stop)  # on the new tokens alone, as generate's
 
     def text(self) -> str:
         """The whole text so far, as api.generate returns it."""
@@ -74,14 +72,12 @@ class TokenStream:
             return self.prompt
         return "".join(self._shown.add(tok) for tok in self.lm.tokenizer.tokenize(self.prompt)) if self.prompt else ""
 
-    def _add(self, token: str) -> Piece:
-        """The piece a new token adds; the generated text's tail updated for the stop strings."""
+    def _add(self, token: str) -> tuple[Piece, bool]:
+        """The piece a new token adds, and whether the generated text now ends with a stop string."""
         shown = "\n" if self.char and token == EOS else token
         text = self._shown.add(shown)
         self._pieces.append(text)
-        if self._keep:
-            self._tail = (self._tail + self._generated.add(shown))[-self._keep:]
-        return Piece(token, text)
+        return Piece(token, text), bool(self.cfg.stop) and self._stops.add(shown)
 
     def step(self) -> Piece | None:
         """The next piece: first the prompt as the text will show it (when there is one), then a
@@ -107,8 +103,8 @@ class TokenStream:
             self._done = True
             return None
         self.out.append(int(nxt[0]))
-        piece = self._add(vocab.decode([int(nxt[0])])[0])
-        if self._keep and any(self._tail.endswith(s) for s in cfg.stop):
+        piece, stopped = self._add(vocab.decode([int(nxt[0])])[0])
+        if stopped:
             self._done = True
             return piece
         self.cur = nxt

@@ -9,6 +9,10 @@ is). split="whitespace" is plain str.split for corpora that are already tokenize
 
 `CharTokenizer` gives every character.
 
+Back to text: `detokenize(tokens)` joins tokens ("".join, " ".join, or the word rules of
+text/detok.py), and `joiner(tokenizer).add(token)` is the text one more token appends to it,
+for generation that builds its text a token at a time.
+
 Spans: `tokenize_with_spans(text)` gives (token, start, end) with the same tokens as `tokenize`,
 `text[start:end]` the characters of the original text the token came from. A token is always a
 substring of the prepared text (lower-cased when asked, HTML references decoded, U+2019 made
@@ -30,9 +34,11 @@ from __future__ import annotations
 import html
 import re
 from itertools import filterfalse
+from typing import Any
 
 from ..config import TokenizerConfig
 from ..errors import ConfigError
+from .detok import Joiner, SepJoiner, WholeJoiner, WordJoiner, detokenize_words
 
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 SPECIALS = (UNK, BOS, EOS)
@@ -293,34 +299,6 @@ class WordTokenizer:
         return detokenize_words(tokens)
 
 
-_NO_SPACE_BEFORE = {".", ",", "!", "?", ";", ":", ")", "]", "}", "%", "'", "...", "…", "n't", "N'T"}
-_NO_SPACE_AFTER = {"(", "[", "{", "$", "#", "``"}
-
-
-def detokenize_words(tokens: list[str]) -> str:
-    """Join word tokens: no space before punctuation and contractions, none inside parentheses,
-    straight double quotes alternate between opening and closing."""
-    parts: list[str] = []
-    glue_next = False
-    quote_open = False
-    for tok in tokens:
-        low = tok.lower()
-        attach = glue_next or not parts
-        if tok == '"':
-            if quote_open:
-                attach = True
-            quote_open = not quote_open
-            glue_next = quote_open
-        else:
-            if tok in _NO_SPACE_BEFORE or low in ("n't", "'s", "'re", "'ve", "'ll", "'d", "'m"):
-                attach = True
-            glue_next = tok in _NO_SPACE_AFTER
-        if parts and not attach:
-            parts.append(" ")
-        parts.append(tok)
-    return "".join(parts)
-
-
 class CharTokenizer:
     """Character tokenizer: every character is a token; detokenize is "".join."""
 
@@ -352,3 +330,16 @@ def make_tokenizer(cfg: TokenizerConfig) -> WordTokenizer | CharTokenizer:
     if cfg.level == "char":
         return CharTokenizer(lowercase=cfg.lowercase)
     return WordTokenizer(lowercase=cfg.lowercase, split=cfg.word_split)
+
+
+def joiner(tokenizer: Any) -> Joiner:
+    """A fresh joiner for `tokenizer` (text/detok.py): its `add(token)` is the text the token
+    appends to `tokenizer.detokenize` of the tokens added before it. One of ours whose
+    `detokenize` is its class's own gets the rules token by token; any other tokenizer the
+    fall-back that detokenizes everything so far."""
+    detok = getattr(type(tokenizer), "detokenize", None)
+    if isinstance(tokenizer, CharTokenizer) and detok is CharTokenizer.detokenize:
+        return SepJoiner("")
+    if isinstance(tokenizer, WordTokenizer) and detok is WordTokenizer.detokenize:
+        return SepJoiner(" ") if tokenizer.split == "whitespace" else WordJoiner()
+    return WholeJoiner(tokenizer)
